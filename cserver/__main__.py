@@ -1,0 +1,3 @@
+from cserver.cli import main
+
+raise SystemExit(main())
