@@ -1,0 +1,177 @@
+"""``manage.py runcserver``: runserver's command line, served by cserver's concurrency modes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.contrib.staticfiles.management.commands.runserver import (
+    Command as StaticfilesRunserverCommand,
+)
+from django.core.management.base import CommandError
+
+from cserver import reloader
+from cserver.config import (
+    ConfigError,
+    ResolvedConfig,
+    ServerConfig,
+    add_config_arguments,
+    exit_on_config_error,
+    flags_from_options,
+    load_config,
+)
+from cserver.dbconn import close_all, django_lifecycle
+from cserver.server import BaseServer, create_listener, make_server
+
+# runserver's wording, which users and scripts already know.
+BIND_ERRORS = {
+    errno.EACCES: "You don't have permission to access that port.",
+    errno.EADDRINUSE: "That port is already in use.",
+    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+}
+
+
+def bind_error_text(exc: OSError) -> str:
+    return BIND_ERRORS.get(exc.errno or 0, str(exc))
+
+
+def describe(config: ServerConfig, server: BaseServer | None = None) -> str:
+    """The banner line that says how this run behaves, including how to replay it."""
+    mode = server.mode if server is not None else config.mode
+    if mode == "single":
+        mode = f"{config.mode} (--nothreading: one request at a time)"
+    workers = config.workers if config.mode in ("pool", "fork") and config.threading else "-"
+    delay = server.ctx.delay if server is not None else None
+    if delay is not None:
+        delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}"
+    else:
+        delay_text = "off seed=-"
+    return f"cserver: mode={mode} workers={workers} delay={delay_text}"
+
+
+class Command(StaticfilesRunserverCommand):
+    help = (
+        "Starts a concurrent development server: a thread per connection, a bounded pool "
+        "of worker threads, or a process per connection, with an optional random delay."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        super().add_arguments(parser)
+        add_config_arguments(parser)
+        parser.add_argument(
+            "--print-config",
+            action="store_true",
+            help="Print every effective setting and where it came from, then exit.",
+        )
+
+    def get_handler(self, *args: Any, **options: Any) -> Any:
+        handler = super().get_handler(*args, **options)
+        # staticfiles' runserver only wraps when the app is installed; its command would
+        # not be in effect otherwise, so neither should its handler be.
+        from django.apps import apps
+
+        if isinstance(handler, StaticFilesHandler) and not apps.is_installed(
+            "django.contrib.staticfiles"
+        ):
+            return handler.application
+        if self.config.diagnostics:
+            from cserver.diagnostics import wrap_application
+
+            handler = wrap_application(handler, self.config)
+        return handler
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not settings.ALLOWED_HOSTS:
+            raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
+        try:
+            self.resolved: ResolvedConfig = load_config(flags_from_options(options))
+        except ConfigError as err:
+            exit_on_config_error(err, self.stderr)
+        if options.get("print_config"):
+            self.stdout.write(self.resolved.format_table())
+            return
+        config = self.config
+        if config.ipv6 and not socket.has_ipv6:
+            raise CommandError("Your Python does not support IPv6.")
+        # Attributes runserver's on_bind() reads for the banner.
+        self.addr = config.addr
+        self.port = str(config.port)
+        self.use_ipv6 = config.ipv6
+        self._raw_ipv6 = config.ipv6
+        self.run(**options)
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.resolved.config
+
+    def run(self, **options: Any) -> None:
+        if not self.config.reload or reloader.is_child():
+            self.inner_run(None, **options)
+            return
+        listener = self._bind_or_exit()
+        code = reloader.Supervisor(listener, self.config.grace_period).run()
+        sys.exit(code)
+
+    def _bind_or_exit(self) -> socket.socket:
+        config = self.config
+        try:
+            return create_listener(config.addr, config.port, config.ipv6, config.backlog)
+        except OSError as exc:
+            self.stderr.write(f"Error: {bind_error_text(exc)}")
+            sys.exit(1)
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        config = self.config
+        listener = None
+        if reloader.is_child():
+            reloader.become_child()
+            listener = reloader.inherited_listener()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            check_kwargs = super(StaticfilesRunserverCommand, self).get_check_kwargs(options)
+            check_kwargs["display_num_errors"] = True
+            self.check(**check_kwargs)
+        self.check_migrations()
+        # Nothing opened by the checks may reach a worker, and above all not a forked child.
+        close_all()
+        if listener is None:
+            listener = self._bind_or_exit()
+        handler = self.get_handler(*args, **options)
+        server = make_server(config, handler, listener=listener, lifecycle=django_lifecycle())
+        self.on_bind(server.server_address[1])
+        self.stdout.write(describe(config, server))
+        self.stdout.flush()
+        self._serve(server)
+
+    def _serve(self, server: BaseServer) -> None:
+        exit_code = 0
+
+        def stop(signum: int, frame: object) -> None:
+            server.request_shutdown()
+
+        def reload(path: str) -> None:
+            nonlocal exit_code
+            self.stdout.write(f"{path} changed, reloading.")
+            exit_code = reloader.RELOAD_EXIT_CODE
+            server.request_shutdown()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        if reloader.is_child():
+            # SIGHUP forces a new generation, as a file change would.
+            signal.signal(signal.SIGHUP, lambda *_: reload("SIGHUP"))
+            reloader.watch_code(reload)
+        server.serve_forever()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if exit_code:
+            # Leave without waiting on the watcher thread or atexit work: the next
+            # generation is already waiting for the socket.
+            os._exit(exit_code)
+        sys.exit(0)

@@ -1,0 +1,67 @@
+"""make_server(): one place that turns a configuration into a running server of the right kind."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from cserver.delay import RandomDelay
+from cserver.server.base import BaseServer, Lifecycle, Limits, create_listener
+from cserver.server.fork import ForkServer
+from cserver.server.handler import ServerContext, WSGIApp
+from cserver.server.pool import PoolServer
+from cserver.server.thread import SingleServer, ThreadServer
+
+if TYPE_CHECKING:
+    from cserver.config import ServerConfig
+
+__all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "make_server", "server_class"]
+
+_CLASSES: dict[str, type[BaseServer]] = {
+    "thread": ThreadServer,
+    "pool": PoolServer,
+    "fork": ForkServer,
+}
+
+
+def server_class(mode: str, threading: bool = True) -> type[BaseServer]:
+    """The server class for a mode; --nothreading means one request at a time whatever the mode."""
+    if not threading:
+        return SingleServer
+    try:
+        return _CLASSES[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(_CLASSES)}") from None
+
+
+def make_server(
+    config: ServerConfig,
+    app: WSGIApp,
+    *,
+    listener: socket.socket | None = None,
+    lifecycle: Lifecycle | None = None,
+) -> BaseServer:
+    """Build the server the configuration asks for, binding a socket unless one is given."""
+    cls = server_class(config.mode, config.threading)
+    if listener is None:
+        listener = create_listener(config.addr, config.port, config.ipv6, config.backlog)
+    host, port = listener.getsockname()[:2]
+    delay = None
+    if config.delay:
+        delay = RandomDelay(config.delay_min_ms, config.delay_max_ms, config.seed)
+    ctx = ServerContext(
+        app=app,
+        mode=cls.mode,
+        server_name=host,
+        server_port=port,
+        delay=delay,
+        keepalive=cls is not SingleServer,
+        multithread=cls.multithread,
+        multiprocess=cls.multiprocess,
+    )
+    limits = Limits(
+        keepalive_timeout=config.keepalive_timeout,
+        grace_period=config.grace_period,
+        workers=config.workers,
+    )
+    return cls(listener, ctx, limits, lifecycle)
