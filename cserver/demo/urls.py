@@ -1,0 +1,15 @@
+from django.urls import path
+
+from cserver.demo import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("hello", views.hello, name="hello"),
+    path("slow", views.slow, name="slow"),
+    path("whoami", views.whoami, name="whoami"),
+    path("db", views.db, name="db"),
+    path("counter", views.counter, name="counter"),
+    path("counter/racy", views.counter_racy, name="counter-racy"),
+    path("counter/safe", views.counter_safe, name="counter-safe"),
+    path("counter/reset", views.counter_reset, name="counter-reset"),
+]
