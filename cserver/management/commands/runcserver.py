@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -10,11 +11,11 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.contrib.staticfiles.management.commands.runserver import (
     Command as StaticfilesRunserverCommand,
 )
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.management.commands.runserver import Command as RunserverCommand
 
 from cserver import reloader
 from cserver.config import (
@@ -71,15 +72,14 @@ class Command(StaticfilesRunserverCommand):
         )
 
     def get_handler(self, *args: Any, **options: Any) -> Any:
-        handler = super().get_handler(*args, **options)
-        # staticfiles' runserver only wraps when the app is installed; its command would
-        # not be in effect otherwise, so neither should its handler be.
         from django.apps import apps
 
-        if isinstance(handler, StaticFilesHandler) and not apps.is_installed(
-            "django.contrib.staticfiles"
-        ):
-            return handler.application
+        # staticfiles' runserver only replaces runserver when the app is installed; its
+        # handler (which insists on STATIC_URL) should only apply in that case too.
+        if apps.is_installed("django.contrib.staticfiles"):
+            handler = super().get_handler(*args, **options)
+        else:
+            handler = RunserverCommand.get_handler(self, *args, **options)
         if self.config.diagnostics:
             from cserver.diagnostics import wrap_application
 
@@ -134,7 +134,9 @@ class Command(StaticfilesRunserverCommand):
             listener = reloader.inherited_listener()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
-            check_kwargs = super(StaticfilesRunserverCommand, self).get_check_kwargs(options)
+            # runserver's own get_check_kwargs() returns no tags (its checks run here, once
+            # per generation); the full set is BaseCommand's, as runserver's inner_run uses.
+            check_kwargs = BaseCommand.get_check_kwargs(self, options)
             check_kwargs["display_num_errors"] = True
             self.check(**check_kwargs)
         self.check_migrations()
@@ -157,8 +159,13 @@ class Command(StaticfilesRunserverCommand):
 
         def reload(path: str) -> None:
             nonlocal exit_code
+            if exit_code:
+                return
             self.stdout.write(f"{path} changed, reloading.")
             exit_code = reloader.RELOAD_EXIT_CODE
+            # The supervisor starts the next generation while this one drains.
+            with contextlib.suppress(OSError):
+                os.kill(os.getppid(), signal.SIGUSR1)
             server.request_shutdown()
 
         signal.signal(signal.SIGTERM, stop)
