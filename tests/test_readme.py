@@ -1,0 +1,55 @@
+"""README.md's configuration reference and commands match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cserver.config import FLAG_NAMES, ServerConfig, env_name
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _reference_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in README.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in ServerConfig.model_fields:
+            rows[cells[0]] = cells
+    return rows
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def test_every_setting_is_documented_with_its_names_and_default() -> None:
+    rows = _reference_rows()
+    assert set(rows) == set(ServerConfig.model_fields), "README config table vs the model"
+    for name, field in ServerConfig.model_fields.items():
+        _, env, flag, default, meaning = rows[name]
+        assert env == f"`{env_name(name)}`"
+        assert flag == f"`{FLAG_NAMES[name]}`"
+        assert meaning
+        if name == "addr":
+            assert default == "`127.0.0.1`"
+            continue
+        assert default == f"`{_shown(field.default)}`", name
+
+
+def test_readme_opens_with_the_demo_and_test_commands() -> None:
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block is not None
+    lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert lines[0].endswith("cserver demo")
+    assert lines[1].endswith("python -m pytest")
+    assert lines[2] == "docker compose up"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "python -m pytest" in ci
