@@ -14,6 +14,12 @@ logger = logging.getLogger("cserver")
 # their close(), which would end the parent's session over the shared socket.
 _inherited: list[object] = []
 
+# A fork-mode child serves one client on one thread, so it checks out one connection per
+# alias; psycopg_pool's default size (4, opened up front) would mean four sessions opened
+# for every client connection. An empty pool that grows on demand to the same maximum
+# opens exactly the connections the child uses (min_size=0 needs psycopg_pool >= 3.2).
+CHILD_POOL_OPTIONS = {"min_size": 0, "max_size": 4}
+
 
 def close_thread_connections() -> None:
     """Close the calling thread's connections (Django keeps them thread-local)."""
@@ -37,6 +43,7 @@ def close_pools() -> None:
 
 
 def close_all() -> None:
+    """Close the calling thread's connections, then every pool of the process."""
     close_thread_connections()
     close_pools()
 
@@ -53,12 +60,39 @@ def forget_inherited_connections() -> None:
             pools.clear()
 
 
+def size_child_pools() -> None:
+    """In a forked child: open one pooled connection, not four, where the pool is default."""
+    for alias in connections:
+        options = connections.settings[alias].get("OPTIONS", {})
+        # Only ``True``; a dict is the project's own sizing and is left alone.
+        if options.get("pool") is True and _pool_can_start_empty():
+            options["pool"] = dict(CHILD_POOL_OPTIONS)
+
+
+def _pool_can_start_empty() -> bool:
+    try:
+        from psycopg_pool import __version__
+    except ImportError:
+        return False  # Django reports the missing package when the pool is first used
+    try:
+        major, minor = (int(part) for part in __version__.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (3, 2)
+
+
+def start_child() -> None:
+    """Fork mode, in the child right after fork: nothing of the parent's is ever used."""
+    forget_inherited_connections()
+    size_child_pools()
+
+
 def django_lifecycle() -> Lifecycle:
     """The hooks that give each mode gunicorn-like connection ownership."""
     return Lifecycle(
         connection_finished=close_thread_connections,
         worker_stopped=close_thread_connections,
-        child_started=forget_inherited_connections,
+        child_started=start_child,
         child_finished=close_all,
         server_stopped=close_all,
     )
