@@ -52,7 +52,7 @@ from django.http import HttpResponse
 def version(request):
     return HttpResponse("version {version}", content_type="text/plain")
 """
-BANNER = re.compile(r"Starting development server at http://[^:]+:(\d+)/")
+BANNER = re.compile(r"Starting (?:\w+ )?development server at http://[^:]+:(\d+)/")
 
 
 def free_port() -> int:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BANNER_RE = re.compile(r"Starting development server at http://(\S+?):(\d+)/")
+# Django 6 says "Starting WSGI development server at".
+BANNER_RE = re.compile(r"Starting (?:\w+ )?development server at http://(\S+?):(\d+)/")
 
 
 class ServerProcess:

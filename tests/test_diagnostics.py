@@ -356,3 +356,27 @@ def test_postgres_backend_pids_match_pg_stat_activity(pg: Any, pg_db: str, mode:
             assert data["connections"]["closed"] == data["connections"]["opened"] == 6
         assert data["connections"]["left_open"] == 0
         assert_arithmetic(data)
+
+
+@pytest.mark.parametrize(("allow_remote", "expected"), [(False, "403"), (True, "200")])
+def test_status_page_for_a_remote_client_only_when_allowed(
+    allow_remote: bool, expected: str
+) -> None:
+    from cserver.diagnostics.middleware import DiagnosticsApp
+    from cserver.diagnostics.registry import Registry
+
+    seen: list[str] = []
+    app = DiagnosticsApp(
+        lambda environ, start_response: [], Registry("pool", 2), {}, allow_remote=allow_remote
+    )
+    environ = {
+        "PATH_INFO": "/__cserver__/stats",
+        "REQUEST_METHOD": "GET",
+        "REMOTE_ADDR": "203.0.113.7",
+        "QUERY_STRING": "",
+    }
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen[0].startswith(expected)
+    if not allow_remote:
+        assert b"203.0.113.7" in body
+        assert b"CSERVER_DIAGNOSTICS_ALLOW_REMOTE" in body

@@ -34,4 +34,4 @@ def wrap_application(app: Callable, config: ServerConfig) -> DiagnosticsApp:
         "delay": delay,
         "databases": database_rows(getattr(settings, "DATABASES", {})),
     }
-    return DiagnosticsApp(app, registry, info)
+    return DiagnosticsApp(app, registry, info, allow_remote=config.diagnostics_allow_remote)

@@ -64,10 +64,18 @@ class _Body:
 class DiagnosticsApp:
     """Wraps the project's WSGI application; costs a few dictionary and lock operations."""
 
-    def __init__(self, app: Callable, registry: Registry, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: Callable,
+        registry: Registry,
+        settings: dict[str, Any],
+        allow_remote: bool = False,
+    ) -> None:
         self.app = app
         self.registry = registry
         self.settings = settings
+        # The status page shows the project's internals: loopback only unless asked.
+        self.allow_remote = allow_remote
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -100,12 +108,13 @@ class DiagnosticsApp:
 
     def status(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         remote = environ.get("REMOTE_ADDR", "")
-        if not is_loopback(remote):
+        if not self.allow_remote and not is_loopback(remote):
             return _text(
                 start_response,
                 "403 Forbidden",
                 f"cserver diagnostics are only served to loopback clients "
-                f"(127.0.0.0/8, ::1), not {remote or 'an unknown address'}.\n",
+                f"(127.0.0.0/8, ::1), not {remote or 'an unknown address'}; "
+                "CSERVER_DIAGNOSTICS_ALLOW_REMOTE=1 allows others.\n",
             )
         method = environ.get("REQUEST_METHOD", "")
         if method not in ("GET", "HEAD"):
