@@ -115,6 +115,15 @@ class ServerConfig(BaseSettings):
     backlog: int = Field(128, ge=1, le=65535)
     grace_period: float = Field(5.0, ge=0, le=3600, allow_inf_nan=False)
     diagnostics: bool = False
+    # Open client connections (pool/fork: watched plus busy; thread: threads) before new
+    # ones get an immediate 503; bounds threads and descriptors under any load.
+    connection_limit: int = Field(1000, ge=1, le=1_000_000)
+    # Seconds from a request's first byte to its complete head (slow clients get a 408).
+    header_timeout: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False)
+    # Largest request body accepted (413 beyond); 0 refuses every body.
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=0, le=1 << 40)
+    # Serve the diagnostics pages and headers to non-loopback clients too.
+    diagnostics_allow_remote: bool = False
 
     @model_validator(mode="after")
     def _delay_range(self) -> Self:

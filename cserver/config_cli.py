@@ -26,6 +26,10 @@ FLAG_NAMES: dict[str, str] = {
     "backlog": "--backlog",
     "grace_period": "--grace-period",
     "diagnostics": "--diagnostics",
+    "connection_limit": "--connection-limit",
+    "header_timeout": "--header-timeout",
+    "max_body_bytes": "--max-body-bytes",
+    "diagnostics_allow_remote": "--diagnostics-allow-remote",
 }
 
 
@@ -47,6 +51,9 @@ _VALUE_FLAGS: dict[str, tuple[str, str]] = {
     "keepalive_timeout": ("SECONDS", "close idle keep-alive connections after this"),
     "backlog": ("N", "listen() backlog"),
     "grace_period": ("SECONDS", "how long shutdown waits for requests in flight"),
+    "connection_limit": ("N", "open connections before new ones get a 503"),
+    "header_timeout": ("SECONDS", "time allowed from a request's first byte to its whole head"),
+    "max_body_bytes": ("BYTES", "largest request body accepted (413 beyond)"),
 }
 
 
@@ -74,6 +81,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     delay_action = argparse.BooleanOptionalAction
     switch("delay", ("--delay",), delay_action, "delay", "Random delay before each response.")
     switch("diagnostics", ("--diagnostics",), "store_true", "diagnostics", "Diagnostic headers.")
+    switch(
+        "diagnostics_allow_remote",
+        ("--diagnostics-allow-remote",),
+        "store_true",
+        "diagnostics_allow_remote",
+        "Serve diagnostics to non-loopback clients too.",
+    )
 
 
 def flags_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,6 +106,8 @@ def flags_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
         flags["reload"] = False
     if options.get("diagnostics"):
         flags["diagnostics"] = True
+    if options.get("diagnostics_allow_remote"):
+        flags["diagnostics_allow_remote"] = True
     if addrport := options.get("addrport"):
         try:
             addr, port, forced_ipv6 = parse_addrport(addrport, bool(options.get("use_ipv6")))

@@ -141,7 +141,8 @@ def test_reloads_refuse_nothing_while_polled(project: Path, mode: str) -> None:
             poller.finish()
         assert poller.refused == 0
         assert poller.errors == 0
-        assert poller.ok > 20
+        # While a generation starts, a poll waits in the listen backlog: few polls, none lost.
+        assert poller.ok >= 5
 
 
 def test_import_error_is_served_as_500_then_fixed_without_action(project: Path) -> None:

@@ -150,3 +150,30 @@ def test_ipv6_loopback_when_available() -> None:
     with start_server([], addrport="[::1]:0", env=project_env()) as server:
         assert server.host == "::1"
         assert get(server.url("/hello"))[0] == 200
+
+
+def test_listening_beyond_loopback_warns_that_the_network_can_reach_it() -> None:
+    with start_server([], addrport="0.0.0.0:0", env=project_env()) as server:
+        output = server.output()
+    assert "reachable from the network" in output
+
+
+def test_loopback_prints_no_network_warning() -> None:
+    with start_server([], env=project_env()) as server:
+        output = server.output()
+    assert "reachable from the network" not in output
+
+
+def test_unreachable_database_is_one_warning_line_and_the_server_still_starts() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        closed_port = holder.getsockname()[1]
+    env = project_env(
+        {"DATABASE_URL": f"postgres://someone:s3cret-pw@127.0.0.1:{closed_port}/nowhere"}
+    )
+    with start_server([], env=env) as server:
+        assert get(server.url("/hello"))[0] == 200
+        output = server.output()
+    assert "Warning: could not check migrations:" in output
+    assert "Traceback" not in output
+    assert "s3cret-pw" not in output

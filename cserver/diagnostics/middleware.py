@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import threading
@@ -12,22 +11,12 @@ from urllib.parse import parse_qs
 
 from cserver.diagnostics import page
 from cserver.diagnostics.registry import Registry, RequestState
+from cserver.server.netcheck import is_loopback_address as is_loopback
 
 PREFIX = "/__cserver__"
 STATS_PATH = PREFIX + "/stats"
 
 StartResponse = Callable[..., Any]
-
-
-def is_loopback(addr: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; anything unparsable is remote."""
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
 
 
 def db_header(db: list[tuple[str, str, str]]) -> str:

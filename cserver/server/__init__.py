@@ -6,16 +6,29 @@ import socket
 from typing import TYPE_CHECKING
 
 from cserver.delay import RandomDelay
-from cserver.server.base import BaseServer, Lifecycle, Limits, create_listener
+from cserver.server.base import BaseServer, Lifecycle, create_listener
 from cserver.server.fork import ForkServer
 from cserver.server.handler import ServerContext, WSGIApp
+from cserver.server.limits import Limits
+from cserver.server.netcheck import is_loopback, network_warning
 from cserver.server.pool import PoolServer
 from cserver.server.thread import SingleServer, ThreadServer
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
 
-__all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "make_server", "server_class"]
+__all__ = [
+    "BaseServer",
+    "Lifecycle",
+    "Limits",
+    "create_listener",
+    "is_loopback",
+    "limits_from_config",
+    "make_server",
+    "network_warning",
+    "raise_open_file_limit",
+    "server_class",
+]
 
 _CLASSES: dict[str, type[BaseServer]] = {
     "thread": ThreadServer,
@@ -59,9 +72,41 @@ def make_server(
         multithread=cls.multithread,
         multiprocess=cls.multiprocess,
     )
-    limits = Limits(
+    limits = limits_from_config(config)
+    ctx.limits = limits
+    raise_open_file_limit(limits.connection_limit)
+    return cls(listener, ctx, limits, lifecycle)
+
+
+def limits_from_config(config: ServerConfig) -> Limits:
+    """The server's limits for a configuration."""
+    return Limits(
         keepalive_timeout=config.keepalive_timeout,
+        header_timeout=config.header_timeout,
         grace_period=config.grace_period,
         workers=config.workers,
+        connection_limit=config.connection_limit,
+        max_body_bytes=config.max_body_bytes,
     )
-    return cls(listener, ctx, limits, lifecycle)
+
+
+def raise_open_file_limit(connection_limit: int) -> None:
+    """Raise the soft open-file limit so the connection limit, not EMFILE, is what bites.
+
+    macOS starts processes with a soft limit of 256; the hard limit is usually far higher.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    # Each connection is a descriptor, and as many again may be closing (refused or after
+    # an error response); leave room for files and databases too.
+    wanted = 2 * connection_limit + 256
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            if top > soft:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+    except (OSError, ValueError):
+        pass

@@ -1,4 +1,4 @@
-"""What every concurrency mode shares: the listening socket, the accept loop, the shutdown."""
+"""What every concurrency mode shares: the listener, the accept loop, the limit, the shutdown."""
 
 from __future__ import annotations
 
@@ -9,12 +9,29 @@ import select
 import selectors
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cserver.server.handler import ClientConnection, ServerContext
+from cserver.server.conn import LINGER, ClientConnection
+from cserver.server.handler import SERVER_HEADER, ServerContext, handle_request
+from cserver.server.limits import MAX_LINGERING, Limits
+
+__all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "wait_readable"]
 
 logger = logging.getLogger("cserver")
+
+# How long, at shutdown, a connection accepted just before may take to send its request.
+ARRIVAL_GRACE = 1.0
+_LISTENER = "listener"
+_WAKE = "wake"
+_REFUSAL = (
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    f"Server: {SERVER_HEADER}\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Retry-After: 1\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
+)
+_REFUSAL_BODY = "503 Service Unavailable: connection limit reached ({limit} open connections)\n"
 
 
 def _noop() -> None:
@@ -36,16 +53,6 @@ class Lifecycle:
     server_stopped: Callable[[], None] = _noop  # every mode, in the serving thread at the end
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Timeouts and sizes that bound what one client can hold."""
-
-    keepalive_timeout: float = 5.0
-    request_timeout: float = 60.0
-    grace_period: float = 5.0
-    workers: int = 8
-
-
 def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.socket:
     """Bind and listen like runserver does, with SO_REUSEADDR so a restart can rebind at once."""
     family = socket.AF_INET6 if ipv6 else socket.AF_INET
@@ -62,24 +69,45 @@ def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.so
 
 
 def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) -> bool:
-    """Wait for the next request on an idle connection; False on timeout or shutdown."""
+    """Wait for the next request on a connection; False on timeout, or on shutdown unless
+    a request has arrived or is arriving on a fresh connection."""
     if conn.buf:
         return True
-    deadline = time.monotonic() + timeout
     poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
+    poller.register(conn.fd, select.POLLIN)
+    if ctx.stop_fd >= 0:
+        # One wait for both: no thread wakes up periodically just to look for a shutdown.
+        poller.register(ctx.stop_fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
     while not ctx.stopping.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        # Short slices so a shutdown is noticed without closing sockets under a thread.
-        if poller.poll(min(remaining, 0.2) * 1000):
+        slice_ms = remaining * 1000 if ctx.stop_fd >= 0 else min(remaining, 0.2) * 1000
+        events = poller.poll(slice_ms)
+        if any(fd == conn.fd for fd, _ in events):
             return True
-    return False
+        if events:
+            break  # the stop pipe: the server (or, in a child, the parent) stopped
+    return arrives_before_shutdown(conn)
+
+
+def arrives_before_shutdown(conn: ClientConnection) -> bool:
+    """At shutdown: an idle keep-alive connection just closes, but one accepted without a
+    request yet (a reload retiring this generation, say) was sent one: wait briefly for it
+    rather than reset it."""
+    if conn.buf:
+        return True
+    if conn.requests_served:
+        return False
+    poller = select.poll()
+    poller.register(conn.fd, select.POLLIN)
+    return bool(poller.poll(ARRIVAL_GRACE * 1000))
 
 
 class BaseServer:
-    """Accept loop and shutdown; subclasses decide what happens to an accepted socket."""
+    """Accept loop, connection limit and shutdown; subclasses decide what happens to a
+    connection once accepted."""
 
     mode = "base"
     multithread = True
@@ -95,15 +123,30 @@ class BaseServer:
         self.listener = listener
         self.ctx = ctx
         self.limits = limits
+        ctx.limits = limits
         self.lifecycle = lifecycle or Lifecycle()
         self.listener.setblocking(False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        # Closing the write end at shutdown makes the read end readable for every waiter.
+        self._stop_r, self._stop_w = os.pipe()
+        ctx.stop_fd = self._stop_r
         self._shutdown_requested = False
         self.selector = selectors.DefaultSelector()
         self.accepting = False
         self.accepted = 0
+        self.refused = 0
+        self._refused_reported = 0
+        self._refusal_logged_at = -1e9
+        self._accept_paused_until = 0.0
+        self._lingering: dict[int, ClientConnection] = {}
+        # Refused connections linger too, so a flood over the limit gets clean 503s. With
+        # this many lingering and the limit reached, accepting pauses: further clients wait
+        # in the listen backlog instead of being reset.
+        self._max_lingering = max(MAX_LINGERING, limits.connection_limit)
+        self._full = False
+        self._to_linger: deque[ClientConnection] = deque()
 
     @property
     def server_address(self) -> tuple:
@@ -120,22 +163,17 @@ class BaseServer:
 
     def serve_forever(self) -> None:
         """Serve until request_shutdown(), then drain in-flight work within the grace period."""
-        self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self.set_accepting(True)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self.started()
+        self.set_accepting(True)
         try:
             while not self._shutdown_requested:
-                for key, _events in self.selector.select(timeout=self.tick_interval()):
-                    if key.data == "listener":
-                        self._accept_ready()
-                    elif key.data == "wake":
-                        self._drain_wake_pipe()
-                        self.woken()
-                    else:
-                        self.client_ready(key)
-                self.housekeeping()
+                self.select_once(self.tick_interval())
+                self._housekeeping()
         finally:
             self.ctx.stopping.set()
+            with contextlib.suppress(OSError):
+                os.close(self._stop_w)
             self.set_accepting(False)
             try:
                 self.drain(time.monotonic() + self.limits.grace_period)
@@ -143,9 +181,24 @@ class BaseServer:
                 self.lifecycle.server_stopped()
                 self.close()
 
+    def select_once(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for events and handle them (the serving thread)."""
+        for key, _events in self.selector.select(timeout=timeout):
+            data = key.data
+            if data is _LISTENER:
+                self._accept_ready()
+            elif data is _WAKE:
+                self._drain_wake_pipe()
+                self._take_lingering()
+                self.woken()
+            elif data.state == LINGER:
+                self._linger_ready(data)
+            else:
+                self.client_ready(data)
+
     def set_accepting(self, on: bool) -> None:
         if on and not self.accepting:
-            self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+            self.selector.register(self.listener, selectors.EVENT_READ, _LISTENER)
         elif not on and self.accepting:
             self.selector.unregister(self.listener)
         self.accepting = on
@@ -153,33 +206,124 @@ class BaseServer:
     def _accept_ready(self) -> None:
         # Accept a bounded batch so one busy listener cannot starve the rest of the loop.
         for _ in range(64):
-            if not self.accepting:
+            if len(self._lingering) >= self._max_lingering and self._at_limit():
+                self._full = True
+                self.set_accepting(False)
                 return
             try:
                 sock, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: log, back off briefly, keep serving.
+                # EMFILE and friends: stop accepting for a moment, keep serving the rest.
                 logger.warning("accept() failed: %s", exc)
-                time.sleep(0.05)
+                self.set_accepting(False)
+                self._accept_paused_until = time.monotonic() + 0.1
                 return
             self.accepted += 1
-            sock.setblocking(True)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.handle_accepted(ClientConnection(sock, addr))
+            conn = ClientConnection(sock, addr)
+            if self._at_limit():
+                self.refuse(conn)
+            else:
+                self.handle_accepted(conn)
+
+    def _at_limit(self) -> bool:
+        return self.open_connections() >= self.limits.connection_limit
+
+    def refuse(self, conn: ClientConnection) -> None:
+        """Answer a connection over the limit with a 503 at once; it holds no worker."""
+        self.refused += 1
+        body = _REFUSAL_BODY.format(limit=self.limits.connection_limit)
+        data = _REFUSAL.format(length=len(body), body=body).encode("latin-1")
+        with contextlib.suppress(OSError):
+            conn.sock.send(data)  # a fresh socket's send buffer takes this whole
+        # The client may not have sent its request yet: closing before it does would make
+        # that request draw a reset, which can destroy the 503 before the client reads it.
+        self.linger(conn, max(self.limits.linger_timeout, self.limits.keepalive_timeout))
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= 5:
+            count = self.refused - self._refused_reported
+            logger.warning(
+                "cserver: connection limit (%d) reached; refused %d connection(s) with 503 "
+                "(raise it with --connection-limit or CSERVER_CONNECTION_LIMIT)",
+                self.limits.connection_limit,
+                count,
+            )
+            self._refused_reported = self.refused
+            self._refusal_logged_at = now
+
+    def linger(self, conn: ClientConnection, timeout: float | None = None) -> None:
+        """Close after an error response without a reset (selector thread only)."""
+        if len(self._lingering) >= self._max_lingering or self.ctx.stopping.is_set():
+            conn.close()
+            return
+        conn.start_linger()
+        conn.deadline = time.monotonic() + (timeout or self.limits.linger_timeout)
+        try:
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        except (OSError, ValueError, KeyError):
+            conn.close()
+            return
+        self._lingering[conn.fd] = conn
+
+    def linger_later(self, conn: ClientConnection) -> None:
+        """linger() from any thread: the selector thread takes it on its next wake-up."""
+        self._to_linger.append(conn)
+        self.wake()
+
+    def _take_lingering(self) -> None:
+        while self._to_linger:
+            self.linger(self._to_linger.popleft())
+
+    def _linger_ready(self, conn: ClientConnection) -> None:
+        if not conn.discard_input():
+            self._end_linger(conn)
+
+    def _end_linger(self, conn: ClientConnection) -> None:
+        self._lingering.pop(conn.fd, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(conn.sock)
+        conn.close()
+        self._resume_if_room()
+
+    def _resume_if_room(self) -> None:
+        if not self._full or self._shutdown_requested or self._accept_paused_until:
+            return
+        if len(self._lingering) < self._max_lingering or not self._at_limit():
+            self._full = False
+            self.set_accepting(True)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._lingering:
+            for conn in list(self._lingering.values()):
+                if conn.deadline < now:
+                    self._end_linger(conn)
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            if not self._shutdown_requested:
+                self.set_accepting(True)
+        self._resume_if_room()
+        self.housekeeping()
 
     def _drain_wake_pipe(self) -> None:
         try:
-            while os.read(self._wake_r, 4096):
+            # A short read means the pipe is empty: no exception on the common path.
+            while len(os.read(self._wake_r, 4096)) == 4096:
                 pass
         except (BlockingIOError, OSError):
             pass
 
     def close(self) -> None:
+        for conn in list(self._lingering.values()):
+            conn.close()
+        self._lingering.clear()
+        while self._to_linger:
+            self._to_linger.popleft().close()
         self.selector.close()
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._stop_r):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.listener.close()
@@ -189,12 +333,16 @@ class BaseServer:
         return None
 
     def tick_interval(self) -> float:
-        return 1.0
+        return min(1.0, self.limits.linger_timeout / 2)
+
+    def open_connections(self) -> int:
+        """Client connections counted against the limit."""
+        raise NotImplementedError
 
     def handle_accepted(self, conn: ClientConnection) -> None:
         raise NotImplementedError
 
-    def client_ready(self, key: selectors.SelectorKey) -> None:
+    def client_ready(self, conn: ClientConnection) -> None:
         return None
 
     def woken(self) -> None:
@@ -208,12 +356,19 @@ class BaseServer:
 
     def serve_connection(self, conn: ClientConnection, worker: str) -> None:
         """Serve requests on one connection until it closes, idles out, or the server stops."""
-        from cserver.server.handler import handle_request
-
-        conn.sock.settimeout(self.limits.request_timeout)
         try:
             while wait_readable(conn, self.limits.keepalive_timeout, self.ctx):
                 if not handle_request(conn, self.ctx, worker):
                     break
+        except Exception:
+            logger.exception("cserver: internal error on a connection from %s", conn.addr)
+            conn.linger = False
         finally:
+            self.finish_connection(conn)
+
+    def finish_connection(self, conn: ClientConnection) -> None:
+        """Close a connection a thread is done with; gracefully after an error response."""
+        if conn.linger and not self.ctx.stopping.is_set():
+            self.linger_later(conn)
+        else:
             conn.close()

@@ -10,9 +10,11 @@ import signal
 import sys
 import time
 import traceback
+from collections import deque
 
-from cserver.server.base import BaseServer, logger
-from cserver.server.handler import ClientConnection
+from cserver.server.base import logger
+from cserver.server.conn import ClientConnection
+from cserver.server.watch import WatchingServer
 
 _PR_SET_PDEATHSIG = 1
 
@@ -28,11 +30,12 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         pass
 
 
-class ForkServer(BaseServer):
-    """Forks a child for each accepted connection, with at most ``workers`` alive at once.
+class ForkServer(WatchingServer):
+    """Forks a child for each connection, with at most ``workers`` children alive at once.
 
-    At the cap the listener is taken out of the selector, so new connections wait in the
-    kernel's backlog instead of being refused.
+    The parent reads each request head first (so a slow client never holds a child) and
+    queues connections with a complete request while the cap is reached; past the
+    connection limit new connections get a 503.
     """
 
     mode = "fork"
@@ -40,12 +43,14 @@ class ForkServer(BaseServer):
     multiprocess = True
 
     def started(self) -> None:
+        super().started()
         # Objects that exist now are shared with every child; moving them out of the
         # collector's reach keeps a child's GC from touching (and so copying) their pages.
         gc.collect()
         gc.freeze()
         self.children: dict[int, float] = {}
         self.max_children = 0
+        self._waiting: deque[ClientConnection] = deque()
         self._pid = os.getpid()
         self._previous_sigchld: object = None
         # Outside the main thread (embedded use) reaping falls back to the loop's tick.
@@ -55,13 +60,19 @@ class ForkServer(BaseServer):
     def _on_sigchld(self, signum: int, frame: object) -> None:
         self.wake()
 
+    def open_connections(self) -> int:
+        return len(self.conns) + len(self.children)
+
     def tick_interval(self) -> float:
-        return 0.5 if self._previous_sigchld is not None else 0.05
+        tick = super().tick_interval()
+        return min(tick, 0.5) if self._previous_sigchld is not None else min(tick, 0.05)
 
     def woken(self) -> None:
+        super().woken()
         self.reap()
 
     def housekeeping(self) -> None:
+        super().housekeeping()
         self.reap()
 
     def reap(self) -> None:
@@ -74,27 +85,34 @@ class ForkServer(BaseServer):
             if pid == 0:
                 break
             self.children.pop(pid, None)
-        if not self.ctx.stopping.is_set():
-            self.set_accepting(len(self.children) < self.limits.workers)
+        self._spawn_waiting()
 
-    def handle_accepted(self, conn: ClientConnection) -> None:
+    def dispatch(self, conn: ClientConnection) -> None:
+        self._waiting.append(conn)
+        self._spawn_waiting()
+
+    def _spawn_waiting(self) -> None:
+        # Also while draining: a request read in full is served, not reset.
+        while self._waiting and len(self.children) < self.limits.workers:
+            self._spawn(self._waiting.popleft())
+
+    def _spawn(self, conn: ClientConnection) -> None:
         delay = self.ctx.delay.spawn() if self.ctx.delay is not None else None
         try:
             pid = os.fork()
         except OSError as exc:
             # Out of processes or memory: drop this connection, keep the server up.
             logger.error("fork() failed, connection from %s dropped: %s", conn.addr, exc)
-            conn.close()
+            self.drop(conn, registered=False)
             time.sleep(0.05)
             return
         if pid == 0:
             self.ctx.delay = delay
             self._child(conn)
-        conn.sock.close()
+        self.forget(conn)
+        conn.close()
         self.children[pid] = time.monotonic()
         self.max_children = max(self.max_children, len(self.children))
-        if len(self.children) >= self.limits.workers:
-            self.set_accepting(False)
 
     def _child(self, conn: ClientConnection) -> None:
         status = 0
@@ -106,11 +124,8 @@ class ForkServer(BaseServer):
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             # Ctrl-C reaches the whole process group: the parent decides, the child finishes.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, lambda *_: self.ctx.stopping.set())
-            self.listener.close()
-            self.selector.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            signal.signal(signal.SIGTERM, self._child_sigterm)
+            self._close_parent_state(conn)
             self.lifecycle.child_started()
             try:
                 self.serve_connection(conn, f"fork-{os.getpid()}")
@@ -127,28 +142,50 @@ class ForkServer(BaseServer):
                 # Never return into the parent's stack or run its atexit handlers.
                 os._exit(status)
 
-    def serve_connection(self, conn: ClientConnection, worker: str) -> None:
-        # Between keep-alive requests, also stop if the parent has gone (non-Linux systems).
-        parent = self._pid
-        stopping = self.ctx.stopping
+    def _child_sigterm(self, signum: int, frame: object) -> None:
+        self.ctx.stopping.set()
 
-        class _ParentWatch:
-            def is_set(self) -> bool:
-                return stopping.is_set() or os.getppid() != parent
+    def _close_parent_state(self, own: ClientConnection) -> None:
+        """Close, in the child, every descriptor that belongs to the parent's work.
 
-            def set(self) -> None:
-                stopping.set()
+        Otherwise a connection the parent closes would stay open in the child, and the
+        parent's selector could report events for descriptors it no longer has.
+        """
+        self.listener.close()
+        self.selector.close()
+        for fd in (self._wake_r, self._wake_w, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for conn in (*self.conns.values(), *self._lingering.values(), *self._to_linger):
+            if conn is not own:
+                conn.close()
+        self.conns.clear()
+        self._lingering.clear()
+        self._to_linger.clear()
+        self._waiting.clear()
 
-        self.ctx.stopping = _ParentWatch()  # type: ignore[assignment]
-        super().serve_connection(conn, worker)
+    def finish_connection(self, conn: ClientConnection) -> None:
+        # In a child: linger here, there is no selector thread to hand the socket to.
+        if os.getpid() != self._pid:
+            if conn.linger:
+                conn.close_gracefully(self.limits.linger_timeout)
+            else:
+                conn.close()
+            return
+        super().finish_connection(conn)
 
     def drain(self, deadline: float) -> None:
+        # Children born from here on see ctx.stopping: one request each, no keep-alive.
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        while self.children and time.monotonic() < deadline:
+        self.finish_arrivals(deadline)
+        while (self.children or self._waiting) and time.monotonic() < deadline:
             self.reap()
+            self._spawn_waiting()
             time.sleep(0.02)
+        while self._waiting:
+            self.drop(self._waiting.popleft(), registered=False)
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

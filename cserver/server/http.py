@@ -1,20 +1,46 @@
-"""HTTP/1.x wire format: reading a request head and body from a client socket."""
+"""HTTP/1.x request heads: finding, checking early, and parsing them."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 
-# Limits that keep one client from exhausting the server's memory.
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADERS = 100
-MAX_CHUNKED_BODY = 64 * 1024 * 1024
-RECV_SIZE = 64 * 1024
+from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
+from cserver.server.limits import (
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    MAX_LINE_BYTES,
+    MAX_METHOD_BYTES,
+    PREBUFFER_BYTES,
+)
 
-_TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION_RE = re.compile(rb"^HTTP/1\.[01]$")
+__all__ = [
+    "CONTINUE",
+    "GO",
+    "WAIT",
+    "ClientConnection",
+    "ClientGone",
+    "ClientTimeout",
+    "HttpError",
+    "RequestHead",
+    "bad_request",
+    "body_too_large",
+    "check_partial",
+    "head_end",
+    "parse_head",
+    "read_head",
+    "request_ready",
+]
+
+_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Control characters other than HTAB, CR and LF are never valid in a head.
+_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TARGET_BAD_RE = re.compile(rb"[\x00-\x20\x7f]")
+# Headers that tell the selector a body follows, or that the client waits before sending it.
+_BODY_HINT_RE = re.compile(
+    rb"\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE
+)
 
 
 class HttpError(Exception):
@@ -27,41 +53,12 @@ class HttpError(Exception):
         self.detail = detail or reason
 
 
-class ClientGone(Exception):
-    """The client closed the connection or stopped sending within the timeout."""
+def bad_request(detail: str) -> HttpError:
+    """A 400 with a detail for the log."""
+    return HttpError(400, "Bad Request", detail)
 
 
-@dataclass(slots=True)
-class ClientConnection:
-    """One accepted socket plus the bytes read from it but not yet consumed."""
-
-    sock: socket.socket
-    addr: tuple
-    buf: bytearray = field(default_factory=bytearray)
-    requests_served: int = 0
-    # Set by the pool's selector to expire idle keep-alive connections.
-    idle_since: float = 0.0
-
-    def fill(self) -> bool:
-        """Read what the socket has; False on end of stream."""
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except (TimeoutError, ConnectionError, OSError) as exc:
-            raise ClientGone(str(exc)) from exc
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    def take(self, size: int) -> bytes:
-        """Remove and return up to ``size`` buffered bytes."""
-        data = bytes(self.buf[:size])
-        del self.buf[:size]
-        return data
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
+TLS_DETAIL = "TLS handshake on a plain HTTP port"
 
 
 @dataclass(slots=True)
@@ -73,165 +70,257 @@ class RequestHead:
     headers: list[tuple[str, str]]
 
 
-def read_head(conn: ClientConnection) -> RequestHead | None:
+def strip_leading_newlines(conn: ClientConnection) -> None:
+    """Drop the empty lines a client may send between requests (RFC 9112 section 2.2)."""
+    buf = conn.buf
+    n = 0
+    while n < len(buf) and buf[n] in (10, 13):
+        n += 1
+    if n:
+        del buf[:n]
+        conn.scanned = 0
+
+
+def head_end(buf: bytearray, start: int = 0) -> tuple[int, int] | None:
+    """(length of the head without its last line break, offset of the body), or None.
+
+    The head ends at the first empty line; lines end in CRLF or, leniently, in a bare LF.
+    """
+    crlf = buf.find(b"\n\r\n", start)
+    # A bare-LF empty line may come first; it can overlap the CRLF match by one byte.
+    lf = buf.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(buf))
+    if lf >= 0:
+        end, body = lf, lf + 2
+    elif crlf >= 0:
+        end, body = crlf, crlf + 3
+    else:
+        return None
+    if end and buf[end - 1] == 13:
+        end -= 1
+    return end, body
+
+
+def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """(method, target, version) of a request line, or HttpError saying what is wrong."""
+    if line[:1] == b"\x16":
+        raise bad_request(TLS_DETAIL)
+    shown = line[:80].decode("latin-1")
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        if len(parts) == 2 and _TOKEN_RE.fullmatch(parts[0]):
+            raise bad_request(f"HTTP/0.9 request (no version) {shown!r}")
+        raise bad_request(f"malformed request line {shown!r}")
+    method, target, version = parts
+    if len(method) > MAX_METHOD_BYTES or not _TOKEN_RE.fullmatch(method):
+        raise bad_request(f"invalid method {shown[:40]!r}")
+    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+        if re.fullmatch(rb"HTTP/[0-9](\.[0-9])?", version):
+            raise HttpError(505, "HTTP Version Not Supported", version.decode("ascii"))
+        raise bad_request(f"malformed request line {shown!r}")
+    if len(target) > MAX_LINE_BYTES:
+        raise HttpError(414, "URI Too Long")
+    if not target or _TARGET_BAD_RE.search(target):
+        raise bad_request("invalid request target")
+    if target[0] != 47:  # "/"
+        lowered = target[:8].lower()
+        absolute = lowered.startswith((b"http://", b"https://"))
+        if not absolute and not (target == b"*" and method == b"OPTIONS"):
+            raise bad_request(f"invalid request target {target[:40].decode('latin-1')!r}")
+    return method, target, version
+
+
+def check_partial(conn: ClientConnection) -> None:
+    """Fail early on an incomplete head that can already be seen to be wrong.
+
+    So garbage, a TLS handshake or an HTTP/0.9 request is answered at once instead of after
+    the header timeout.
+    """
+    buf = conn.buf
+    if len(buf) > MAX_HEAD_BYTES:
+        raise HttpError(431, "Request Header Fields Too Large")
+    if not buf or conn.line_ok:
+        return
+    if buf[0] == 0x16:
+        raise bad_request(TLS_DETAIL)
+    newline = buf.find(b"\n")
+    if newline < 0:
+        if len(buf) > MAX_LINE_BYTES:
+            raise HttpError(414, "URI Too Long")
+        space = buf.find(b" ")
+        method = buf[:space] if space >= 0 else buf[: MAX_METHOD_BYTES + 1]
+        if method and (len(method) > MAX_METHOD_BYTES or not _TOKEN_RE.fullmatch(method)):
+            raise bad_request("invalid method")
+        return
+    end = newline - 1 if newline and buf[newline - 1] == 13 else newline
+    parse_request_line(bytes(buf[:end]))
+    conn.line_ok = True
+
+
+# What the selector should do with a connection, from request_ready().
+WAIT = 0  # more of the request is on its way
+GO = 1  # a worker can serve it now without waiting (or answer its error)
+CONTINUE = 2  # send "100 Continue", then wait for the body
+
+
+def request_ready(conn: ClientConnection, max_body: int) -> int:
+    """Whether the buffered request can go to a worker: WAIT, GO or CONTINUE.
+
+    GO once the whole head is buffered, plus its body when that is small, or as soon as an
+    error can be reported. Searches only bytes not searched before, so a client trickling
+    its request costs linear time.
+    """
+    buf = conn.buf
+    if buf and buf[0] in (10, 13):
+        strip_leading_newlines(conn)
+    if not buf:
+        return WAIT
+    found = head_end(buf, max(0, conn.scanned - 2))
+    if found is None:
+        conn.scanned = len(buf)
+        try:
+            check_partial(conn)
+        except HttpError:
+            return GO
+        return WAIT
+    end, body = found
+    if _BODY_HINT_RE.search(buf, 0, end) is None:
+        return GO
+    return _body_state(conn, end, body, max_body)
+
+
+def _body_state(conn: ClientConnection, end: int, body: int, max_body: int) -> int:
+    buf = conn.buf
+    expect = chunked = False
+    length = None
+    for name, raw in _BODY_HINT_RE.findall(buf, 0, end):
+        name = name.lower()
+        value = raw.strip().lower()
+        if name == b"expect":
+            if value != b"100-continue":
+                return GO  # the worker answers 417
+            expect = True
+        elif name == b"transfer-encoding":
+            if value != b"chunked":
+                return GO  # the worker answers 501
+            chunked = True
+        elif not value.isdigit() or len(value) > 18:
+            return GO  # the worker answers 400
+        elif length is not None and int(value) != length:
+            return GO  # conflicting lengths: 400 too
+        else:
+            length = int(value)
+    if chunked and length is not None:
+        return GO  # both framings: the worker answers 400
+    if chunked:
+        done = _chunked_buffered(buf, body)
+    elif length is None:
+        return GO
+    elif length > PREBUFFER_BYTES or length > max_body:
+        return GO  # streamed by the worker, or refused with 413 before the body is sent
+    else:
+        done = len(buf) - body >= length
+    if done:
+        return GO
+    if expect and not conn.continued and _is_http11(buf):
+        return CONTINUE
+    return WAIT
+
+
+def _is_http11(buf: bytearray) -> bool:
+    newline = buf.find(b"\n")
+    return buf[:newline].rstrip(b"\r").endswith(b" HTTP/1.1")
+
+
+def _chunked_buffered(buf: bytearray, pos: int) -> bool:
+    """True if a chunked body starting at ``pos`` is whole, too big to wait for, or bad.
+
+    Walks the framing without consuming it; the worker decodes (and rejects) it for real.
+    """
+    start = pos
+    while pos - start <= PREBUFFER_BYTES:
+        end = buf.find(b"\r\n", pos, pos + 8192)
+        if end < 0:
+            return len(buf) - pos > 8192  # a size line too long is an error to report
+        size_text = bytes(buf[pos:end]).split(b";", 1)[0].strip(b" \t")
+        if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+            return True
+        size = int(size_text, 16)
+        if size == 0:
+            return head_end(buf, end) is not None  # trailers end with an empty line
+        pos = end + 2 + size + 2
+        if pos > len(buf):
+            return pos - start > PREBUFFER_BYTES
+        if buf[pos - 2 : pos] != b"\r\n":
+            return True
+    return True
+
+
+def read_head(
+    conn: ClientConnection, header_timeout: float, io_timeout: float
+) -> RequestHead | None:
     """Read and parse one request head; None if the client closed before sending one."""
-    start = 0
+    deadline = 0.0
+    buf = conn.buf
     while True:
-        end = conn.buf.find(b"\r\n\r\n", start)
-        if end >= 0:
+        if buf and buf[0] in (10, 13):
+            strip_leading_newlines(conn)
+        found = head_end(buf, max(0, conn.scanned - 2)) if buf else None
+        if found is not None:
             break
-        if len(conn.buf) > MAX_HEAD_BYTES:
-            raise HttpError(431, "Request Header Fields Too Large")
-        start = max(0, len(conn.buf) - 3)
-        if not conn.fill():
-            if conn.buf.strip():
+        conn.scanned = len(buf)
+        check_partial(conn)
+        if not deadline:
+            deadline = conn.deadline or time.monotonic() + header_timeout
+        if not conn.fill(deadline, io_timeout):
+            if buf:
                 raise ClientGone("closed mid-request")
             return None
-    head = bytes(conn.buf[:end])
-    del conn.buf[: end + 4]
-    if len(head) > MAX_HEAD_BYTES:
+    end, body = found
+    head = bytes(buf[:end])
+    del buf[:body]
+    conn.reset_request()
+    if end > MAX_HEAD_BYTES:
         raise HttpError(431, "Request Header Fields Too Large")
     return parse_head(head)
 
 
 def parse_head(head: bytes) -> RequestHead:
-    """Parse a request line and header block (without the final blank line)."""
-    # Tolerate the empty lines a client may send between keep-alive requests.
-    head = head.lstrip(b"\r\n")
-    lines = head.split(b"\r\n")
+    """Parse a request line and header block (without the final empty line)."""
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf:
+        raise bad_request("stray CR in the request head")
+    if head.count(b"\n") == crlf:
+        lines = head.split(b"\r\n")
+    else:  # some lines end in a bare LF
+        lines = head.replace(b"\r", b"").split(b"\n")
     request_line = lines[0]
-    raw_line = request_line.decode("latin-1")
-    if request_line.startswith(b"\x16\x03"):
-        raise HttpError(400, "Bad Request", "TLS handshake on a plain HTTP port")
-    parts = request_line.split(b" ")
-    if len(parts) != 3:
-        raise HttpError(400, "Bad Request", f"malformed request line {raw_line[:80]!r}")
-    method, target, version = parts
-    if not _TOKEN_RE.match(method):
-        raise HttpError(400, "Bad Request", f"invalid method {raw_line[:40]!r}")
-    if not _VERSION_RE.match(version):
-        if version.startswith(b"HTTP/"):
-            raise HttpError(505, "HTTP Version Not Supported")
-        raise HttpError(400, "Bad Request", f"malformed request line {raw_line[:80]!r}")
-    if not target or any(c <= 0x20 or c == 0x7F for c in target):
-        raise HttpError(400, "Bad Request", "invalid request target")
+    method, target, version = parse_request_line(request_line)
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, "Request Header Fields Too Large", "too many header lines")
+    if _CTL_RE.search(head):
+        raise bad_request("control character in the request head")
     headers = []
     for line in lines[1:]:
+        if len(line) > MAX_LINE_BYTES:
+            raise HttpError(431, "Request Header Fields Too Large", "header line too long")
         name, sep, value = line.partition(b":")
-        if not sep or not name or not _TOKEN_RE.match(name):
+        if not sep or not _TOKEN_RE.fullmatch(name):
             # Covers obsolete line folding too (a line starting with whitespace).
-            raise HttpError(400, "Bad Request", "malformed header line")
+            raise bad_request("malformed header line")
         headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
     return RequestHead(
-        method.decode("ascii"), target.decode("latin-1"), version.decode("ascii"), raw_line, headers
+        method.decode("ascii"),
+        target.decode("latin-1"),
+        version.decode("ascii"),
+        request_line.decode("latin-1"),
+        headers,
     )
 
 
-class BodyReader:
-    """``wsgi.input`` for a body of known length, read lazily from the connection."""
-
-    def __init__(self, conn: ClientConnection, length: int) -> None:
-        self._conn = conn
-        self.remaining = length
-
-    def _chunk(self, size: int) -> bytes:
-        conn = self._conn
-        if not conn.buf and not conn.fill():
-            raise ClientGone("closed mid-body")
-        data = conn.take(min(size, self.remaining))
-        self.remaining -= len(data)
-        return data
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.remaining
-        size = min(size, self.remaining)
-        parts = []
-        while size > 0:
-            data = self._chunk(size)
-            parts.append(data)
-            size -= len(data)
-        return b"".join(parts)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        limit = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        parts = []
-        while limit > 0:
-            conn = self._conn
-            if not conn.buf and not conn.fill():
-                raise ClientGone("closed mid-body")
-            newline = conn.buf.find(b"\n", 0, limit)
-            take = newline + 1 if newline >= 0 else min(len(conn.buf), limit)
-            data = conn.take(take)
-            self.remaining -= len(data)
-            limit -= len(data)
-            parts.append(data)
-            if newline >= 0:
-                break
-        return b"".join(parts)
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines = []
-        total = 0
-        while self.remaining:
-            line = self.readline()
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self):
-        while self.remaining:
-            yield self.readline()
-
-    def discard(self, limit: int) -> bool:
-        """Skip what the application left unread; False if more than ``limit`` remained."""
-        if self.remaining > limit:
-            return False
-        while self.remaining:
-            self.read(min(self.remaining, RECV_SIZE))
-        return True
+def _too_large(limit: int) -> str:
+    return f"request body over the limit of {limit} bytes (CSERVER_MAX_BODY_BYTES)"
 
 
-def read_chunked(conn: ClientConnection, limit: int = MAX_CHUNKED_BODY) -> bytes:
-    """Decode a whole chunked body, so the application sees a plain CONTENT_LENGTH."""
-    body = bytearray()
-    while True:
-        size_line = _read_line(conn)
-        size_text = size_line.split(b";", 1)[0].strip()
-        try:
-            if not size_text or not re.fullmatch(rb"[0-9A-Fa-f]+", size_text):
-                raise ValueError
-            size = int(size_text, 16)
-        except ValueError:
-            raise HttpError(400, "Bad Request", "invalid chunk size") from None
-        if len(body) + size > limit:
-            raise HttpError(413, "Content Too Large")
-        if size == 0:
-            # Trailers are read and dropped.
-            while _read_line(conn):
-                pass
-            return bytes(body)
-        while len(conn.buf) < size + 2:
-            if not conn.fill():
-                raise ClientGone("closed mid-chunk")
-        if conn.buf[size : size + 2] != b"\r\n":
-            raise HttpError(400, "Bad Request", "chunk not terminated by CRLF")
-        body += conn.buf[:size]
-        del conn.buf[: size + 2]
-
-
-def _read_line(conn: ClientConnection) -> bytes:
-    while True:
-        end = conn.buf.find(b"\r\n")
-        if end >= 0:
-            line = bytes(conn.buf[:end])
-            del conn.buf[: end + 2]
-            return line
-        if len(conn.buf) > 8192:
-            raise HttpError(400, "Bad Request", "chunk header line too long")
-        if not conn.fill():
-            raise ClientGone("closed mid-chunk")
+def body_too_large(limit: int) -> HttpError:
+    """The 413 for a declared length over the limit."""
+    return HttpError(413, "Content Too Large", _too_large(limit))

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import queue
-import selectors
 import threading
 import time
-from collections import deque
 
-from cserver.server.base import BaseServer
-from cserver.server.handler import ClientConnection, handle_request
+from cserver.server.conn import BUSY, ClientConnection
+from cserver.server.handler import handle_request
+from cserver.server.http import CONTINUE, GO, request_ready
+from cserver.server.watch import WatchingServer
+
+logger = logging.getLogger("cserver")
 
 
-class PoolServer(BaseServer):
+class PoolServer(WatchingServer):
     """Workers keep their database connections between requests, so CONN_MAX_AGE means
-    what it means under gunicorn. Idle keep-alive sockets wait in the selector, not in a
-    worker, and readable connections queue when every worker is busy."""
+    what it means under gunicorn. Idle keep-alive sockets and requests still arriving wait
+    in the selector, not in a worker; complete requests queue when every worker is busy.
+    The thread count is fixed: workers plus the selector thread."""
 
     mode = "pool"
 
     def started(self) -> None:
+        super().started()
         self._ready: queue.SimpleQueue[ClientConnection | None] = queue.SimpleQueue()
-        # Connections workers hand back for the selector to watch; deque appends are atomic.
-        self._returned: deque[ClientConnection] = deque()
-        self._idle: dict[int, ClientConnection] = {}
-        self.busy = 0
-        self._busy_lock = threading.Lock()
-        self.max_busy = 0
         self._workers = [
             threading.Thread(target=self._work, name=f"pool-{n}", daemon=True)
             for n in range(1, self.limits.workers + 1)
@@ -34,38 +34,8 @@ class PoolServer(BaseServer):
         for worker in self._workers:
             worker.start()
 
-    def tick_interval(self) -> float:
-        return min(1.0, self.limits.keepalive_timeout / 4)
-
-    def handle_accepted(self, conn: ClientConnection) -> None:
-        self._watch(conn)
-
-    def _watch(self, conn: ClientConnection) -> None:
-        conn.idle_since = time.monotonic()
-        self._idle[conn.sock.fileno()] = conn
-        self.selector.register(conn.sock, selectors.EVENT_READ, conn)
-
-    def client_ready(self, key: selectors.SelectorKey) -> None:
-        conn: ClientConnection = key.data
-        self.selector.unregister(conn.sock)
-        del self._idle[key.fd]
+    def dispatch(self, conn: ClientConnection) -> None:
         self._ready.put(conn)
-
-    def woken(self) -> None:
-        while self._returned:
-            conn = self._returned.popleft()
-            if self.ctx.stopping.is_set():
-                conn.close()
-            else:
-                self._watch(conn)
-
-    def housekeeping(self) -> None:
-        expired = time.monotonic() - self.limits.keepalive_timeout
-        for fd, conn in list(self._idle.items()):
-            if conn.idle_since < expired:
-                self.selector.unregister(conn.sock)
-                del self._idle[fd]
-                conn.close()
 
     def _work(self) -> None:
         name = threading.current_thread().name
@@ -74,40 +44,49 @@ class PoolServer(BaseServer):
                 conn = self._ready.get()
                 if conn is None:
                     return
-                with self._busy_lock:
-                    self.busy += 1
-                    self.max_busy = max(self.max_busy, self.busy)
                 try:
                     self._serve(conn, name)
-                finally:
-                    with self._busy_lock:
-                        self.busy -= 1
+                except BaseException:
+                    # Whatever an application raises (even SystemExit), the pool keeps its size.
+                    logger.exception("cserver: %s survived an unexpected error", name)
         finally:
             self.lifecycle.worker_stopped()
 
     def _serve(self, conn: ClientConnection, name: str) -> None:
-        conn.sock.settimeout(self.limits.request_timeout)
+        conn.state = BUSY
         keep = False
+        max_body = self.limits.max_body_bytes
         try:
             keep = handle_request(conn, self.ctx, name)
-            # Pipelined requests already buffered are served without a selector round trip.
+            # Pipelined requests already buffered whole are served without a selector round
+            # trip; a partial one goes back to the selector, which times it.
             while keep and conn.buf:
-                keep = handle_request(conn, self.ctx, name)
+                ready = request_ready(conn, max_body)
+                if ready == GO:
+                    keep = handle_request(conn, self.ctx, name)
+                    continue
+                if ready == CONTINUE:
+                    conn.continued = True
+                    with contextlib.suppress(OSError):
+                        conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                break
         finally:
             if keep and not self.ctx.stopping.is_set():
-                self._returned.append(conn)
-                self.wake()
+                self.give_back(conn)
             else:
-                conn.close()
+                self.forget(conn)
+                self.finish_connection(conn)
 
     def drain(self, deadline: float) -> None:
-        for conn in self._idle.values():
-            self.selector.unregister(conn.sock)
-            conn.close()
-        self._idle.clear()
+        self.finish_arrivals(deadline)
         for _ in self._workers:
             self._ready.put(None)
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         while self._returned:
             self._returned.popleft().close()
+        for conn in list(self.conns.values()):
+            # Workers still busy at the deadline are abandoned with their connections.
+            if conn.state != BUSY:
+                self.conns.pop(conn.fd, None)
+                conn.close()

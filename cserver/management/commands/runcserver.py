@@ -16,6 +16,7 @@ from django.contrib.staticfiles.management.commands.runserver import (
 )
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
+from django.db import DatabaseError
 
 from cserver import reloader
 from cserver.config import (
@@ -28,7 +29,7 @@ from cserver.config import (
     load_config,
 )
 from cserver.dbconn import close_all, django_lifecycle
-from cserver.server import BaseServer, create_listener, make_server
+from cserver.server import BaseServer, create_listener, make_server, network_warning
 
 # runserver's wording, which users and scripts already know.
 BIND_ERRORS = {
@@ -139,7 +140,13 @@ class Command(StaticfilesRunserverCommand):
             check_kwargs = BaseCommand.get_check_kwargs(self, options)
             check_kwargs["display_num_errors"] = True
             self.check(**check_kwargs)
-        self.check_migrations()
+        try:
+            self.check_migrations()
+        except DatabaseError as exc:
+            # runserver dies here with a traceback; a database that is down (or not up yet)
+            # should not stop the server, whose requests will say so themselves.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.stderr.write(f"Warning: could not check migrations: {reason}")
         # Nothing opened by the checks may reach a worker, and above all not a forked child.
         close_all()
         if listener is None:
@@ -147,6 +154,9 @@ class Command(StaticfilesRunserverCommand):
         handler = self.get_handler(*args, **options)
         server = make_server(config, handler, listener=listener, lifecycle=django_lifecycle())
         self.on_bind(server.server_address[1])
+        warning = network_warning(server.server_address[0])
+        if warning:
+            self.stdout.write(self.style.WARNING(warning))
         self.stdout.write(describe(config, server))
         self.stdout.flush()
         self._serve(server)

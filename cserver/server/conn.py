@@ -1,0 +1,178 @@
+"""One client socket, always non-blocking: every wait has a deadline, so no client can hang us."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import time
+
+from cserver.server.limits import LINGER_BYTES, RECV_SIZE
+
+# Connection states, kept as small ints: they are read on every request.
+IDLE = 0  # between requests, waiting for the first byte (keep-alive timeout runs)
+HEAD = 1  # part of a request is buffered (header timeout runs)
+READY = 2  # a whole request is buffered, or in transit between threads
+BUSY = 3  # a worker, thread or child owns it
+LINGER = 4  # an error response was sent; draining the client before closing
+
+_POLL_FLAGS = select.POLLERR | select.POLLHUP
+
+
+class ClientGone(ConnectionError):
+    """The client closed the connection, failed, or stopped sending within the timeout.
+
+    A ConnectionError, so that Django reading ``wsgi.input`` turns it into its own
+    UnreadablePostError like any other broken read.
+    """
+
+
+class ClientTimeout(ClientGone):
+    """The client sent too slowly: a deadline passed."""
+
+
+class ClientConnection:
+    """An accepted socket plus the bytes read from it but not yet consumed."""
+
+    __slots__ = (
+        "addr",
+        "buf",
+        "continued",
+        "deadline",
+        "fd",
+        "line_ok",
+        "linger",
+        "requests_served",
+        "scanned",
+        "since",
+        "sock",
+        "state",
+    )
+
+    def __init__(self, sock: socket.socket, addr: tuple | str | None) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.addr = addr
+        self.fd = sock.fileno()
+        self.buf = bytearray()
+        self.state = IDLE
+        self.since = 0.0  # when the connection last became idle
+        self.deadline = 0.0  # when the request being read must be complete
+        self.scanned = 0  # bytes of buf already searched for the end of the head
+        self.line_ok = False  # the buffered request line was already checked
+        self.continued = False  # "100 Continue" was sent for the buffered request
+        self.requests_served = 0
+        self.linger = False  # an error response went out: close gracefully
+
+    def recv_nowait(self) -> bool | None:
+        """Append what the socket has now: True if data came, False at end of stream, None if
+        nothing is there yet."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            raise ClientGone(str(exc)) from exc
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def fill(self, deadline: float, io_timeout: float) -> bool:
+        """Read more bytes, waiting until ``deadline`` at most; False at end of stream."""
+        while True:
+            got = self.recv_nowait()
+            if got is not None:
+                return got
+            self.wait(select.POLLIN, deadline, io_timeout)
+
+    def wait(self, event: int, deadline: float, io_timeout: float) -> None:
+        """Wait until the socket is ready for ``event``; ClientTimeout when time runs out."""
+        remaining = min(deadline - time.monotonic(), io_timeout)
+        if remaining <= 0:
+            raise ClientTimeout("timed out")
+        poller = select.poll()
+        poller.register(self.fd, event | _POLL_FLAGS)
+        if not poller.poll(remaining * 1000):
+            raise ClientTimeout("timed out")
+
+    def send_all(self, data: bytes, io_timeout: float) -> None:
+        """Send everything, waiting at most ``io_timeout`` for each bit of progress."""
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            raise ClientGone(str(exc)) from exc
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        while view:
+            self.wait(select.POLLOUT, float("inf"), io_timeout)
+            try:
+                sent = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from exc
+            view = view[sent:]
+
+    def take(self, size: int) -> bytes:
+        """Remove and return up to ``size`` buffered bytes."""
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        return data
+
+    def reset_request(self) -> None:
+        """Forget per-request parsing state once a head has been consumed."""
+        self.scanned = 0
+        self.line_ok = False
+        self.continued = False
+        self.deadline = 0.0
+
+    def start_linger(self) -> None:
+        """Half-close: the client sees our response and EOF, and may still send."""
+        self.state = LINGER
+        self.buf.clear()
+        self.scanned = 0
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def discard_input(self) -> bool:
+        """Read and drop what the client sends while lingering; False once we should close."""
+        for _ in range(16):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            # While lingering, ``scanned`` counts the bytes dropped.
+            self.scanned += len(data)
+            if self.scanned > LINGER_BYTES:
+                return False
+        return True
+
+    def close_gracefully(self, timeout: float) -> None:
+        """Blocking linger for threads and children: half-close, drain briefly, close.
+
+        Closing with unread input makes the kernel send a reset, which can destroy the
+        error response before the client reads it.
+        """
+        self.start_linger()
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN | _POLL_FLAGS)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(remaining * 1000):
+                break
+            if not self.discard_input():
+                break
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()

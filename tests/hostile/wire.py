@@ -1,0 +1,136 @@
+"""Raw-socket helpers for talking to a server the way hostile or broken clients do."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_STATUS_RE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
+_LENGTH_RE = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
+
+
+def exchange(
+    port: int,
+    data: bytes,
+    *,
+    timeout: float = 5.0,
+    half_close: bool = False,
+    host: str = "127.0.0.1",
+) -> bytes:
+    """Send ``data`` on a new connection and read until the server closes (or ``timeout``)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        return read_until_closed(sock, timeout)
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the peer sends until it closes, a reset, or ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ConnectionError):
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def statuses(response: bytes) -> list[int]:
+    """The status codes of the responses in ``response``, framed by their Content-Length."""
+    found = []
+    rest = response
+    while rest:
+        match = _STATUS_RE.match(rest)
+        end = rest.find(b"\r\n\r\n")
+        if match is None or end < 0:
+            break
+        found.append(int(match.group(1)))
+        length = _LENGTH_RE.search(rest, 0, end)
+        rest = rest[end + 4 + (int(length.group(1)) if length else 0) :]
+    return found
+
+
+def first_status(response: bytes) -> int | None:
+    """The status of the first final (non-1xx) response, or None if there is none."""
+    return next((code for code in statuses(response) if code >= 200), None)
+
+
+def get_hello(port: int, timeout: float = 5.0) -> int | None:
+    """One plain GET /hello on a new connection; its status, or None if none came back."""
+    return first_status(
+        exchange(
+            port, b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", timeout=timeout
+        )
+    )
+
+
+def proc_threads(pid: int) -> int:
+    """Threads of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no thread count for {pid}")
+
+
+def proc_fds(pid: int) -> int:
+    """Open file descriptors of a process, from /proc."""
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, state letter) of every child process of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses; fields after it are fixed.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append((int(entry.name), fields[0]))
+    return found
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of the session ``sid`` (a process started with a new session)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def open_connections(port: int, count: int, timeout: float = 10.0) -> Iterator[list[socket.socket]]:
+    """``count`` connected sockets that send nothing, all closed on exit."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
