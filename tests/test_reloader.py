@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.test_concurrency import _alive, _children
+from tests.procs import alive, children
 from tests.serverproc import ROOT, ServerProcess, get, server_env, start_server, wait_until
 
 SETTINGS = """
@@ -230,16 +230,16 @@ def test_kill_9_of_supervisor_leaves_no_process(project: Path, mode: str) -> Non
             thread = threading.Thread(target=_hold, args=(server,), daemon=True)
             thread.start()
             holders.append(thread)
-        generation = wait_until(lambda: len(_children(server.proc.pid)) == 1, 10)
+        generation = wait_until(lambda: len(children(server.proc.pid)) == 1, 10)
         assert generation
-        server_pid = _children(server.proc.pid)[0]
+        server_pid = children(server.proc.pid)[0]
         if mode == "fork":
-            assert wait_until(lambda: len(_children(server_pid)) == 2, 10)
-        family = [server_pid, *_children(server_pid)]
+            assert wait_until(lambda: len(children(server_pid)) == 2, 10)
+        family = [server_pid, *children(server_pid)]
         port = server.port
         server.proc.kill()
         server.proc.wait(5)
-        assert wait_until(lambda: not any(_alive(pid) for pid in family), 1.0)
+        assert wait_until(lambda: not any(alive(pid) for pid in family), 1.0)
         probe = socket.socket()
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

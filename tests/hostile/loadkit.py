@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.procs import child_states
+
 HOST = "127.0.0.1"
 
 
@@ -94,21 +96,6 @@ def fd_targets(pid: int) -> list[str]:
         with contextlib.suppress(OSError):
             targets.append(os.readlink(entry))
     return targets
-
-
-def child_states(pid: int) -> dict[int, str]:
-    """pid -> state letter of the children of ``pid``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found[int(entry.name)] = fields[0]
-    return found
 
 
 @dataclass

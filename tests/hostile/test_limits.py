@@ -19,8 +19,8 @@ from tests.hostile.wire import (
     open_connections,
     proc_threads,
     read_until_closed,
-    session_members,
 )
+from tests.procs import session_members
 from tests.serverproc import ROOT, project_env, start_server, wait_until
 
 

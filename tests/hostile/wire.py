@@ -91,38 +91,6 @@ def proc_fds(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
-def children(pid: int) -> list[tuple[int, str]]:
-    """(pid, state letter) of every child process of ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses; fields after it are fixed.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append((int(entry.name), fields[0]))
-    return found
-
-
-def session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of the session ``sid`` (a process started with a new session)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
-
-
 @contextlib.contextmanager
 def open_connections(port: int, count: int, timeout: float = 10.0) -> Iterator[list[socket.socket]]:
     """``count`` connected sockets that send nothing, all closed on exit."""

@@ -6,10 +6,10 @@ import contextlib
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.procs import alive, children
 from tests.serverproc import concurrent_gets, get, project_env, start_server, wait_until
 
 SLOW_MS = 300
@@ -48,32 +48,7 @@ def test_pool_never_runs_more_than_workers_at_once() -> None:
     assert elapsed >= 4 * 0.2
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces; fields after it are fixed.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Running or sleeping; a zombie waiting for init to reap it is not alive."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def test_fork_mode_caps_live_children() -> None:
+def test_fork_mode_caps_livechildren() -> None:
     with start_server(["--mode", "fork", "--workers", "3"], env=project_env()) as server:
         seen: list[int] = []
         import threading
@@ -82,7 +57,7 @@ def test_fork_mode_caps_live_children() -> None:
 
         def watch() -> None:
             while not done.is_set():
-                seen.append(len(_children(server.proc.pid)))
+                seen.append(len(children(server.proc.pid)))
                 time.sleep(0.01)
 
         watcher = threading.Thread(target=watch)
@@ -97,7 +72,7 @@ def test_fork_mode_caps_live_children() -> None:
         assert max(seen) >= 2
         assert elapsed >= 3 * 0.2
         # Every child is reaped: no zombie stays behind.
-        assert wait_until(lambda: not _children(server.proc.pid), 5)
+        assert wait_until(lambda: not children(server.proc.pid), 5)
         assert len({json.loads(body)["pid"] for _, _, body in results}) == 9
 
 
@@ -115,15 +90,15 @@ def test_fork_child_never_outlives_a_killed_server() -> None:
 
         for _ in range(3):
             threading.Thread(target=hold, daemon=True).start()
-        assert wait_until(lambda: len(_children(server.proc.pid)) == 3, 10)
-        children = _children(server.proc.pid)
+        assert wait_until(lambda: len(children(server.proc.pid)) == 3, 10)
+        forked = children(server.proc.pid)
         port = server.port
         server.proc.kill()
         server.proc.wait(5)
         killed_at = time.monotonic()
 
         def gone() -> bool:
-            return not any(_alive(pid) for pid in children)
+            return not any(alive(pid) for pid in forked)
 
         assert wait_until(gone, 1.0), "forked children outlived the server"
 
