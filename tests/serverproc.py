@@ -58,6 +58,11 @@ class ServerProcess:
                 f"server did not start within {timeout}s: {self.argv}\n{self.output()}"
             )
 
+    def wait_for_output(self, text: str, timeout: float = 10) -> str:
+        """The output once ``text`` appears in it (or the timeout passes)."""
+        wait_until(lambda: text in self.output(), timeout)
+        return self.output()
+
     def output(self) -> str:
         return "".join(self.lines)
 

@@ -133,7 +133,7 @@ def test_legacy_settings_choose_fork_mode_and_delay() -> None:
     env = project_env({"DJANGO_SETTINGS_MODULE": "tests.project.legacy_settings"})
     with start_server([], env=env) as server:
         assert get(server.url("/hello"))[0] == 200
-        output = server.output()
+        output = server.wait_for_output("cserver: mode=")
     assert "cserver: mode=fork" in output
     assert "delay=5-10ms" in output
 
@@ -154,13 +154,14 @@ def test_ipv6_loopback_when_available() -> None:
 
 def test_listening_beyond_loopback_warns_that_the_network_can_reach_it() -> None:
     with start_server([], addrport="0.0.0.0:0", env=project_env()) as server:
-        output = server.output()
+        output = server.wait_for_output("cserver: mode=")
     assert "reachable from the network" in output
 
 
 def test_loopback_prints_no_network_warning() -> None:
     with start_server([], env=project_env()) as server:
-        output = server.output()
+        output = server.wait_for_output("cserver: mode=")
+    assert "cserver: mode=" in output
     assert "reachable from the network" not in output
 
 
