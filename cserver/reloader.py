@@ -31,6 +31,7 @@ logger = logging.getLogger("cserver")
 
 LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
 GENERATION_STARTED_ENV = "CSERVER_GENERATION_STARTED"
+SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
 RELOAD_EXIT_CODE = 3
 
 
@@ -51,7 +52,10 @@ def inherited_listener() -> socket.socket | None:
 def become_child() -> None:
     """Called first in a server generation: never outlive the supervisor."""
     die_with_parent(signal.SIGKILL)
-    if os.getppid() == 1:
+    # The supervisor may have died before prctl() took effect. Compare with its pid, not
+    # with 1: in a container without an init process the supervisor is PID 1.
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if supervisor.isdigit() and os.getppid() != int(supervisor):
         os._exit(1)
 
 
@@ -171,7 +175,7 @@ class Supervisor:
             signal.signal(sig, self._signal)
         fd = self.listener.fileno()
         os.set_inheritable(fd, True)
-        env = {**os.environ, LISTEN_FD_ENV: str(fd)}
+        env = {**os.environ, LISTEN_FD_ENV: str(fd), SUPERVISOR_PID_ENV: str(os.getpid())}
         args = autoreload.get_child_arguments()
         while True:
             env[GENERATION_STARTED_ENV] = repr(time.time())

@@ -332,3 +332,34 @@ def test_image_alone_serves_the_demo_on_sqlite(stack: ComposeStack) -> None:
         assert requests.get(f"{url}/db", timeout=10).json()["db_vendor"] == "sqlite"
     finally:
         container.remove(force=True, v=True)
+
+
+def test_server_as_pid_1_drains_and_exits_zero_on_stop(stack: ComposeStack) -> None:
+    """Without an init process the server itself is PID 1: SIGTERM must still drain."""
+    port = free_port()
+    container = stack.client.containers.run(
+        f"{TEST_IMAGE}:latest",
+        detach=True,
+        init=False,
+        ports={"8000/tcp": ("127.0.0.1", port)},
+        labels={"com.docker.compose.project": stack.project},
+    )
+    try:
+
+        def health() -> str:
+            container.reload()
+            return str(container.attrs["State"].get("Health", {}).get("Status"))
+
+        assert wait_for(lambda: health() == "healthy", timeout=90), container.logs()[-2000:]
+        url = f"http://127.0.0.1:{port}/slow?ms=1500"
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(requests.get, url, timeout=20)
+            time.sleep(0.4)
+            started = time.monotonic()
+            container.stop(timeout=10)
+            stopped_in = time.monotonic() - started
+            assert in_flight.result(timeout=20).status_code == 200
+        assert container.wait(timeout=10)["StatusCode"] == 0, container.logs()[-2000:]
+        assert stopped_in < 3, f"stop took {stopped_in:.2f} s"
+    finally:
+        container.remove(force=True, v=True)
