@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 
 from cserver.server.conn import BUSY, ClientConnection
 from cserver.server.handler import handle_request
@@ -26,7 +27,13 @@ class PoolServer(WatchingServer):
 
     def started(self) -> None:
         super().started()
-        self._ready: queue.SimpleQueue[ClientConnection | None] = queue.SimpleQueue()
+        # Idle workers' inboxes, the most recently idle last. Handing a request to the
+        # worker that finished last keeps light load on one warm thread and so on one
+        # database connection (as gunicorn's gthread does), not rotating through them all.
+        self._idle: list[queue.SimpleQueue[ClientConnection | None]] = []
+        # Complete requests waiting for a worker, and the stop markers at shutdown.
+        self._backlog: deque[ClientConnection | None] = deque()
+        self._lock = threading.Lock()
         self._workers = [
             threading.Thread(target=self._work, name=f"pool-{n}", daemon=True)
             for n in range(1, self.limits.workers + 1)
@@ -35,13 +42,27 @@ class PoolServer(WatchingServer):
             worker.start()
 
     def dispatch(self, conn: ClientConnection) -> None:
-        self._ready.put(conn)
+        with self._lock:
+            if not self._idle:
+                self._backlog.append(conn)
+                return
+            inbox = self._idle.pop()
+        inbox.put(conn)
+
+    def _next(self, inbox: queue.SimpleQueue[ClientConnection | None]) -> ClientConnection | None:
+        """The next request for this worker: queued work first, else wait to be handed one."""
+        with self._lock:
+            if self._backlog:
+                return self._backlog.popleft()
+            self._idle.append(inbox)
+        return inbox.get()
 
     def _work(self) -> None:
         name = threading.current_thread().name
+        inbox: queue.SimpleQueue[ClientConnection | None] = queue.SimpleQueue()
         try:
             while True:
-                conn = self._ready.get()
+                conn = self._next(inbox)
                 if conn is None:
                     return
                 try:
@@ -51,6 +72,14 @@ class PoolServer(WatchingServer):
                     logger.exception("cserver: %s survived an unexpected error", name)
         finally:
             self.lifecycle.worker_stopped()
+
+    def _stop_workers(self) -> None:
+        """One stop marker per worker: idle ones get it now, busy ones after the backlog."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._backlog.extend([None] * (len(self._workers) - len(idle)))
+        for inbox in idle:
+            inbox.put(None)
 
     def _serve(self, conn: ClientConnection, name: str) -> None:
         conn.state = BUSY
@@ -79,8 +108,7 @@ class PoolServer(WatchingServer):
 
     def drain(self, deadline: float) -> None:
         self.finish_arrivals(deadline)
-        for _ in self._workers:
-            self._ready.put(None)
+        self._stop_workers()
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         while self._returned:
