@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -308,13 +310,14 @@ def _served(stack: ComposeStack) -> str:
         return ""
 
 
-def test_image_alone_serves_the_demo_on_sqlite(stack: ComposeStack) -> None:
-    """`docker run IMAGE` without compose: the default command migrates SQLite and serves."""
+@contextmanager
+def _healthy_container(stack: ComposeStack, *, init: bool) -> Iterator[tuple[Any, int]]:
+    """`docker run IMAGE` on a free port, without compose, once healthy; removed after."""
     port = free_port()
     container = stack.client.containers.run(
         f"{TEST_IMAGE}:latest",
         detach=True,
-        init=True,
+        init=init,
         ports={"8000/tcp": ("127.0.0.1", port)},
         # Labelled with the project, so the session teardown removes it in any case.
         labels={"com.docker.compose.project": stack.project},
@@ -326,31 +329,23 @@ def test_image_alone_serves_the_demo_on_sqlite(stack: ComposeStack) -> None:
             return str(container.attrs["State"].get("Health", {}).get("Status"))
 
         assert wait_for(lambda: health() == "healthy", timeout=90), container.logs()[-2000:]
-        url = f"http://127.0.0.1:{port}"
-        assert requests.get(f"{url}/hello", timeout=10).text == "Hello, world!"
-        assert requests.get(f"{url}/counter/safe?sleep_ms=0", timeout=10).json()["safe"] == 1
-        assert requests.get(f"{url}/db", timeout=10).json()["db_vendor"] == "sqlite"
+        yield container, port
     finally:
         container.remove(force=True, v=True)
 
 
+def test_image_alone_serves_the_demo_on_sqlite(stack: ComposeStack) -> None:
+    """The image's default command migrates SQLite and serves."""
+    with _healthy_container(stack, init=True) as (_, port):
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/hello", timeout=10).text == "Hello, world!"
+        assert requests.get(f"{url}/counter/safe?sleep_ms=0", timeout=10).json()["safe"] == 1
+        assert requests.get(f"{url}/db", timeout=10).json()["db_vendor"] == "sqlite"
+
+
 def test_server_as_pid_1_drains_and_exits_zero_on_stop(stack: ComposeStack) -> None:
     """Without an init process the server itself is PID 1: SIGTERM must still drain."""
-    port = free_port()
-    container = stack.client.containers.run(
-        f"{TEST_IMAGE}:latest",
-        detach=True,
-        init=False,
-        ports={"8000/tcp": ("127.0.0.1", port)},
-        labels={"com.docker.compose.project": stack.project},
-    )
-    try:
-
-        def health() -> str:
-            container.reload()
-            return str(container.attrs["State"].get("Health", {}).get("Status"))
-
-        assert wait_for(lambda: health() == "healthy", timeout=90), container.logs()[-2000:]
+    with _healthy_container(stack, init=False) as (container, port):
         url = f"http://127.0.0.1:{port}/slow?ms=1500"
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(requests.get, url, timeout=20)
@@ -361,5 +356,3 @@ def test_server_as_pid_1_drains_and_exits_zero_on_stop(stack: ComposeStack) -> N
             assert in_flight.result(timeout=20).status_code == 200
         assert container.wait(timeout=10)["StatusCode"] == 0, container.logs()[-2000:]
         assert stopped_in < 3, f"stop took {stopped_in:.2f} s"
-    finally:
-        container.remove(force=True, v=True)
