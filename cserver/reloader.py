@@ -153,6 +153,13 @@ class Supervisor:
         self.retiring: list[subprocess.Popen] = []
         self.stopping = False
         self.next_generation = False
+        # Directories to watch besides those of the loaded modules (see watch_also).
+        self.extra_dirs: set[Path] = set()
+
+    def watch_also(self, path: Path | None) -> None:
+        """Watch the directory of a file whose import failed, so its fix is seen."""
+        if path is not None:
+            self.extra_dirs.add(path.resolve().parent)
 
     def _signal(self, signum: int, frame: object) -> None:
         if signum == signal.SIGHUP:
@@ -229,7 +236,7 @@ class Supervisor:
                 old.wait(self.grace_period + 5)
 
     def _serve_error_until_change(self, error: str) -> bool:
-        dirs = project_dirs()
+        dirs = project_dirs() | self.extra_dirs
         before = _snapshot(dirs)
         state = {"next": 0.0, "changed": False}
 

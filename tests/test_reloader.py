@@ -7,6 +7,7 @@ import http.client
 import os
 import signal
 import socket
+import sys
 import textwrap
 import threading
 import time
@@ -51,10 +52,13 @@ def page(request):
 
 
 def write_views(project: Path, version: int | str) -> None:
-    path = project / "relproj" / "views.py"
-    before = path.stat().st_mtime if path.exists() else 0
     text = VIEWS.format(version=version) if isinstance(version, int) else version
-    path.write_text(textwrap.dedent(text))
+    write_later(project / "relproj" / "views.py", textwrap.dedent(text))
+
+
+def write_later(path: Path, text: str) -> None:
+    before = path.stat().st_mtime if path.exists() else 0
+    path.write_text(text)
     # StatReloader compares mtimes: make sure this write is seen as a later one.
     now = time.time()
     if path.stat().st_mtime <= before:
@@ -74,14 +78,19 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def start_reloading(project: Path, *args: str) -> ServerProcess:
-    env = server_env(
+def project_env(project: Path) -> dict[str, str]:
+    return server_env(
         {
             "DJANGO_SETTINGS_MODULE": "relproj.settings",
             "PYTHONPATH": f"{project}{os.pathsep}{ROOT}",
         }
     )
-    server = start_server(list(args), env=env, noreload=False, cwd=project, timeout=40)
+
+
+def start_reloading(project: Path, *args: str) -> ServerProcess:
+    server = start_server(
+        list(args), env=project_env(project), noreload=False, cwd=project, timeout=40
+    )
     # The watcher's first snapshot is its baseline: a change made before it is not a change.
     assert wait_until(lambda: "Watching for file changes" in server.output(), 20)
     time.sleep(1.5)
@@ -163,6 +172,43 @@ def test_import_error_is_served_as_500_then_fixed_without_action(project: Path) 
         assert headers["Content-Type"].startswith("text/plain")
         write_views(project, 4)
         assert wait_until(lambda: _safe_body(server).startswith("version 4 "), 20, 0.1)
+
+
+MANAGE_PY = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relproj.settings")
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv)
+"""
+
+
+@pytest.mark.parametrize("entry", ["manage.py", "cserver"])
+def test_models_broken_at_startup_are_served_as_500_until_fixed(project: Path, entry: str) -> None:
+    """What runserver's special case does for its own name: survive the first setup()."""
+    app = project / "relapp"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    write_later(app / "models.py", "def broken(:\n")
+    settings = project / "relproj" / "settings.py"
+    settings.write_text(SETTINGS.replace('"cserver"]', '"relapp", "cserver"]'))
+    (project / "manage.py").write_text(MANAGE_PY)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    program = ["manage.py"] if entry == "manage.py" else ["-m", "cserver"]
+    argv = [sys.executable, *program, "runcserver", f"127.0.0.1:{port}"]
+    with ServerProcess(argv, project_env(project), project) as server:
+        server.port = port
+        output = server.wait_for_output("serving the error until a file changes", 30)
+        assert "serving the error" in output, output
+        status, _, data = get(server.url("/version"), headers={"Accept": "*/*"})
+        assert status == 500
+        assert b"SyntaxError" in data and b"models.py" in data
+        write_later(app / "models.py", "")
+        assert wait_until(lambda: _safe_body(server).startswith("version 1 "), 20, 0.1), (
+            server.output()
+        )
+    assert server.proc.returncode == 0, server.output()
 
 
 def _safe_body(server: ServerProcess) -> str:

@@ -30,6 +30,7 @@ from cserver.config import (
 )
 from cserver.dbconn import close_all, django_lifecycle
 from cserver.server import BaseServer, create_listener, make_server, network_warning
+from cserver.startup_errors import error_file
 
 # runserver's wording, which users and scripts already know.
 BIND_ERRORS = {
@@ -62,6 +63,8 @@ class Command(StaticfilesRunserverCommand):
         "Starts a concurrent development server: a thread per connection, a bounded pool "
         "of worker threads, or a process per connection, with an optional random delay."
     )
+    # Set when the project failed to load and only the supervisor may run (startup_errors).
+    startup_error: BaseException | None = None
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
@@ -113,11 +116,16 @@ class Command(StaticfilesRunserverCommand):
 
     def run(self, **options: Any) -> None:
         if not self.config.reload or reloader.is_child():
+            if self.startup_error is not None:
+                # Without a supervisor nothing would wait for a fix.
+                raise self.startup_error
             self.inner_run(None, **options)
             return
         listener = self._bind_or_exit()
-        code = reloader.Supervisor(listener, self.config.grace_period).run()
-        sys.exit(code)
+        supervisor = reloader.Supervisor(listener, self.config.grace_period)
+        if self.startup_error is not None:
+            supervisor.watch_also(error_file(self.startup_error))
+        sys.exit(supervisor.run())
 
     def _bind_or_exit(self) -> socket.socket:
         config = self.config

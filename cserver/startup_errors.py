@@ -1,0 +1,93 @@
+"""Start runcserver's reloader even when the project does not load, as runserver does.
+
+Django special-cases the name "runserver": when ``django.setup()`` fails for it, Django
+pretends no app is installed and starts the reloader anyway, whose child shows the error
+and waits for a fix. For any other command the exception ends ``manage.py``, before
+runcserver's code is even found. So when Django loads this app for a ``runcserver``
+command line, an exception hook is installed: if setup then fails, the hook does what
+Django does for runserver and runs the supervisor, which keeps the port, answers every
+request with the error and starts the server again on the next save.
+
+Only apps listed before ``cserver`` in INSTALLED_APPS can fail before the hook is in
+place, and only in their package or ``apps.py`` (models are imported after every app).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from cserver import reloader
+
+
+def starts_a_supervisor(argv: Sequence[str]) -> bool:
+    """True for a runcserver command line that would start the reloader's supervisor."""
+    return (
+        len(argv) > 1
+        and argv[1] in ("runcserver", "runconcurrentserver")
+        and "--noreload" not in argv
+        and not reloader.is_child()
+    )
+
+
+def error_file(error: BaseException) -> Path | None:
+    """The project file the error points at, to watch for its fix."""
+    filename = getattr(error, "filename", None)
+    if isinstance(error, SyntaxError) and filename:
+        return Path(filename)
+    frames = traceback.extract_tb(error.__traceback__)
+    # The last frame that is a real file: importlib's own frames are "<frozen ...>".
+    files = [frame.filename for frame in frames if not frame.filename.startswith("<")]
+    return Path(files[-1]) if files else None
+
+
+def run_despite(error: BaseException, argv: Sequence[str]) -> int:
+    """Pretend no app is installed and run the runcserver command; its exit status.
+
+    The supervisor needs no app: the generations it starts load the project themselves,
+    fail with the same error (shown to every request) until a save fixes it.
+    """
+    from django.apps import apps
+
+    apps.all_models = defaultdict(dict)
+    apps.app_configs = {}
+    apps.apps_ready = apps.models_ready = apps.ready = True
+    apps.loading = False
+
+    from cserver.management.commands.runcserver import Command
+
+    command = Command()
+    command.startup_error = error
+    try:
+        command.run_from_argv(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def install_hook() -> None:
+    """Called when Django imports this app: arm the hook for a runcserver command line."""
+    if not starts_a_supervisor(sys.argv):
+        return
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        from django.apps import apps
+
+        # Only an exception raised while the apps were loading; anything else is a crash.
+        if apps.ready or not issubclass(kind, Exception):
+            previous(kind, value, tb)
+            return
+        try:
+            status = run_despite(value, sys.argv)
+        except Exception:
+            # The command could not even start (settings it needs, say): the original error.
+            previous(kind, value, tb)
+            sys.exit(1)
+        sys.exit(status)
+
+    sys.excepthook = hook
