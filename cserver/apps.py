@@ -1,5 +1,3 @@
-import sys
-
 from django.apps import AppConfig
 
 
@@ -10,7 +8,6 @@ class CserverConfig(AppConfig):
     def __init__(self, app_name: str, app_module: object) -> None:
         super().__init__(app_name, app_module)
         # Before the project's models load: runcserver must survive an error in them.
-        if sys.argv[1:2] in (["runcserver"], ["runconcurrentserver"]):
-            from cserver.startup_errors import install_hook
+        from cserver.startup_errors import install_hook
 
-            install_hook()
+        install_hook()

@@ -116,11 +116,6 @@ def run_management_command(args: list[str]) -> int:
     return 0
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _describe_database(db: dict) -> str:
     """Where the demo keeps its data, for the startup line (never the password)."""
     if db["ENGINE"].endswith("sqlite3"):
@@ -147,12 +142,14 @@ def _demo(args: list[str]) -> int:
         from django.core.management import call_command
         from django.db import DatabaseError, connection
 
+        from cserver.dbconn import first_line
+
         django.setup()
         try:
             call_command("migrate", interactive=False, verbosity=0)
         except DatabaseError as exc:
             where = f"{connection.vendor} database {connection.settings_dict['NAME']!r}"
-            return _error(f"cannot migrate the {where}: {_first_line(exc)}", 1)
+            return _error(f"cannot migrate the {where}: {first_line(exc)}", 1)
         finally:
             connection.close()  # don't hand a connection made here to the server's workers
         print(f"cserver demo: {_describe_database(connection.settings_dict)}", flush=True)

@@ -21,6 +21,12 @@ _inherited: list[object] = []
 CHILD_POOL_OPTIONS = {"min_size": 0, "max_size": 4}
 
 
+def first_line(exc: BaseException) -> str:
+    """A database error in one line (drivers add detail lines), for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def close_thread_connections() -> None:
     """Close the calling thread's connections (Django keeps them thread-local)."""
     for conn in connections.all(initialized_only=True):

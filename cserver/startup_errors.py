@@ -21,17 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from cserver import reloader
-
 
 def starts_a_supervisor(argv: Sequence[str]) -> bool:
     """True for a runcserver command line that would start the reloader's supervisor."""
-    return (
-        len(argv) > 1
-        and argv[1] in ("runcserver", "runconcurrentserver")
-        and "--noreload" not in argv
-        and not reloader.is_child()
-    )
+    if argv[1:2] not in (["runcserver"], ["runconcurrentserver"]) or "--noreload" in argv:
+        return False
+    # Imported only now: apps.py imports this module in every process that loads cserver.
+    from cserver import reloader
+
+    return not reloader.is_child()
 
 
 def error_file(error: BaseException) -> Path | None:
@@ -45,8 +43,8 @@ def error_file(error: BaseException) -> Path | None:
     return Path(files[-1]) if files else None
 
 
-def run_despite(error: BaseException, argv: Sequence[str]) -> int:
-    """Pretend no app is installed and run the runcserver command; its exit status.
+def run_despite(error: BaseException, argv: Sequence[str]) -> None:
+    """Pretend no app is installed and run the runcserver command (it exits on its own).
 
     The supervisor needs no app: the generations it starts load the project themselves,
     fail with the same error (shown to every request) until a save fixes it.
@@ -62,11 +60,7 @@ def run_despite(error: BaseException, argv: Sequence[str]) -> int:
 
     command = Command()
     command.startup_error = error
-    try:
-        command.run_from_argv(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    command.run_from_argv(list(argv))
 
 
 def install_hook() -> None:
@@ -83,11 +77,11 @@ def install_hook() -> None:
             previous(kind, value, tb)
             return
         try:
-            status = run_despite(value, sys.argv)
+            run_despite(value, sys.argv)  # the supervisor's SystemExit passes through
         except Exception:
             # The command could not even start (settings it needs, say): the original error.
             previous(kind, value, tb)
             sys.exit(1)
-        sys.exit(status)
+        sys.exit(0)
 
     sys.excepthook = hook

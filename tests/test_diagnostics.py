@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from cserver.diagnostics import is_loopback, shared
+from cserver.diagnostics import shared
+from cserver.server.netcheck import is_loopback_address
 from tests.serverproc import (
     ServerProcess,
     concurrent_gets,
@@ -82,7 +83,7 @@ def sqlite_file(tmp_path: Path) -> str:
     ],
 )
 def test_only_loopback_addresses_count_as_local(addr: str, expected: bool) -> None:
-    assert is_loopback(addr) is expected
+    assert is_loopback_address(addr) is expected
 
 
 def test_shared_tables_add_up_across_forked_processes() -> None:

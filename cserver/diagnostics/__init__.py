@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cserver.diagnostics.middleware import PREFIX, STATS_PATH, DiagnosticsApp, is_loopback
+from cserver.diagnostics.middleware import PREFIX, STATS_PATH, DiagnosticsApp
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
 
-__all__ = ["PREFIX", "STATS_PATH", "DiagnosticsApp", "is_loopback", "wrap_application"]
+__all__ = ["PREFIX", "STATS_PATH", "DiagnosticsApp", "wrap_application"]
 
 
 def wrap_application(app: Callable, config: ServerConfig) -> DiagnosticsApp:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from cserver.diagnostics import page
 from cserver.diagnostics.registry import Registry, RequestState
-from cserver.server.netcheck import is_loopback_address as is_loopback
+from cserver.server.netcheck import is_loopback_address
 
 PREFIX = "/__cserver__"
 STATS_PATH = PREFIX + "/stats"
@@ -97,7 +97,7 @@ class DiagnosticsApp:
 
     def status(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         remote = environ.get("REMOTE_ADDR", "")
-        if not self.allow_remote and not is_loopback(remote):
+        if not self.allow_remote and not is_loopback_address(remote):
             return _text(
                 start_response,
                 "403 Forbidden",

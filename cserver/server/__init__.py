@@ -73,7 +73,6 @@ def make_server(
         multiprocess=cls.multiprocess,
     )
     limits = limits_from_config(config)
-    ctx.limits = limits
     raise_open_file_limit(limits.connection_limit)
     return cls(listener, ctx, limits, lifecycle)
 

@@ -75,16 +75,14 @@ def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) ->
         return True
     poller = select.poll()
     poller.register(conn.fd, select.POLLIN)
-    if ctx.stop_fd >= 0:
-        # One wait for both: no thread wakes up periodically just to look for a shutdown.
-        poller.register(ctx.stop_fd, select.POLLIN)
+    # One wait for both: no thread wakes up periodically just to look for a shutdown.
+    poller.register(ctx.stop_fd, select.POLLIN)
     deadline = time.monotonic() + timeout
     while not ctx.stopping.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        slice_ms = remaining * 1000 if ctx.stop_fd >= 0 else min(remaining, 0.2) * 1000
-        events = poller.poll(slice_ms)
+        events = poller.poll(remaining * 1000)
         if any(fd == conn.fd for fd, _ in events):
             return True
         if events:
@@ -96,8 +94,6 @@ def arrives_before_shutdown(conn: ClientConnection) -> bool:
     """At shutdown: an idle keep-alive connection just closes, but one accepted without a
     request yet (a reload retiring this generation, say) was sent one: wait briefly for it
     rather than reset it."""
-    if conn.buf:
-        return True
     if conn.requests_served:
         return False
     poller = select.poll()
@@ -135,7 +131,6 @@ class BaseServer:
         self._shutdown_requested = False
         self.selector = selectors.DefaultSelector()
         self.accepting = False
-        self.accepted = 0
         self.refused = 0
         self._refused_reported = 0
         self._refusal_logged_at = -1e9
@@ -220,7 +215,6 @@ class BaseServer:
                 self.set_accepting(False)
                 self._accept_paused_until = time.monotonic() + 0.1
                 return
-            self.accepted += 1
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = ClientConnection(sock, addr)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections.abc import Iterator
 from typing import IO
 
 from cserver.server.conn import ClientConnection, ClientGone
-from cserver.server.http import HttpError, bad_request, body_too_large
-from cserver.server.limits import MAX_HEADERS, RECV_SIZE, SPOOL_BYTES
+from cserver.server.http import HttpError, bad_request, body_too_large, chunk_size
+from cserver.server.limits import MAX_CHUNK_LINE, MAX_HEADERS, RECV_SIZE, SPOOL_BYTES
 
 __all__ = ["BodyReader", "read_chunked"]
 
@@ -114,11 +113,9 @@ def read_chunked(
     total = 0
     try:
         while True:
-            size_line = _read_line(conn, deadline, io_timeout)
-            size_text = size_line.split(b";", 1)[0].strip(b" \t")
-            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+            size = chunk_size(_read_line(conn, deadline, io_timeout))
+            if size is None:
                 raise bad_request("invalid chunk size")
-            size = int(size_text, 16)
             if total + size > limit:
                 raise body_too_large(limit)
             if size == 0:
@@ -154,7 +151,7 @@ def _read_line(conn: ClientConnection, deadline: float, io_timeout: float) -> by
             line = bytes(conn.buf[:end])
             del conn.buf[: end + 2]
             return line
-        if len(conn.buf) > 8192:
+        if len(conn.buf) > MAX_CHUNK_LINE:
             raise bad_request("chunk header line too long")
         start = max(0, len(conn.buf) - 1)
         if not conn.fill(deadline, io_timeout):

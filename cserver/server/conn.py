@@ -130,6 +130,12 @@ class ClientConnection:
         self.continued = False
         self.deadline = 0.0
 
+    def send_continue(self) -> None:
+        """Tell a client that waits for it (``Expect: 100-continue``) to send its body."""
+        self.continued = True
+        with contextlib.suppress(OSError):
+            self.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def start_linger(self) -> None:
         """Half-close: the client sees our response and EOF, and may still send."""
         self.state = LINGER

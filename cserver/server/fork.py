@@ -49,7 +49,6 @@ class ForkServer(WatchingServer):
         gc.collect()
         gc.freeze()
         self.children: dict[int, float] = {}
-        self.max_children = 0
         self._waiting: deque[ClientConnection] = deque()
         self._pid = os.getpid()
         self._previous_sigchld: object = None
@@ -112,7 +111,6 @@ class ForkServer(WatchingServer):
         self.forget(conn)
         conn.close()
         self.children[pid] = time.monotonic()
-        self.max_children = max(self.max_children, len(self.children))
 
     def _child(self, conn: ClientConnection) -> None:
         status = 0
@@ -181,8 +179,7 @@ class ForkServer(WatchingServer):
                 os.kill(pid, signal.SIGTERM)
         self.finish_arrivals(deadline)
         while (self.children or self._waiting) and time.monotonic() < deadline:
-            self.reap()
-            self._spawn_waiting()
+            self.reap()  # which also starts waiting connections' children
             time.sleep(0.02)
         while self._waiting:
             self.drop(self._waiting.popleft(), registered=False)

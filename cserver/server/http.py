@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
 from cserver.server.limits import (
+    MAX_CHUNK_LINE,
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     MAX_LINE_BYTES,
@@ -231,6 +232,14 @@ def _is_http11(buf: bytearray) -> bool:
     return buf[:newline].rstrip(b"\r").endswith(b" HTTP/1.1")
 
 
+def chunk_size(line: bytes) -> int | None:
+    """The size a chunked body's size line announces (extensions ignored), None if invalid."""
+    size_text = line.split(b";", 1)[0].strip(b" \t")
+    if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+        return None
+    return int(size_text, 16)
+
+
 def _chunked_buffered(buf: bytearray, pos: int) -> bool:
     """True if a chunked body starting at ``pos`` is whole, too big to wait for, or bad.
 
@@ -238,13 +247,12 @@ def _chunked_buffered(buf: bytearray, pos: int) -> bool:
     """
     start = pos
     while pos - start <= PREBUFFER_BYTES:
-        end = buf.find(b"\r\n", pos, pos + 8192)
+        end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
         if end < 0:
-            return len(buf) - pos > 8192  # a size line too long is an error to report
-        size_text = bytes(buf[pos:end]).split(b";", 1)[0].strip(b" \t")
-        if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+            return len(buf) - pos > MAX_CHUNK_LINE  # a size line too long is an error to report
+        size = chunk_size(bytes(buf[pos:end]))
+        if size is None:
             return True
-        size = int(size_text, 16)
         if size == 0:
             return head_end(buf, end) is not None  # trailers end with an empty line
         pos = end + 2 + size + 2

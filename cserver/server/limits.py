@@ -10,6 +10,8 @@ MAX_LINE_BYTES = 16 * 1024
 MAX_HEADERS = 100
 MAX_METHOD_BYTES = 64
 RECV_SIZE = 64 * 1024
+# A chunked body's size line (with its extensions).
+MAX_CHUNK_LINE = 8192
 # Bodies up to this size are read by the selector before a worker sees the request, so a
 # client that trickles a small POST body holds no worker.
 PREBUFFER_BYTES = 64 * 1024

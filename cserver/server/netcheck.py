@@ -24,7 +24,7 @@ def is_loopback_address(addr: str) -> bool:
 
 
 def is_loopback(addr: str | None) -> bool:
-    """True if ``addr`` (an IP address, as in REMOTE_ADDR, or a host name) is loopback only.
+    """True if the bind address ``addr`` (an IP address or a host name) is loopback only.
 
     Unknown, empty or unresolvable addresses count as not loopback: callers use this to
     decide what a client may see, so doubt must mean "no".

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import queue
 import threading
 import time
 from collections import deque
 
+from cserver.server.base import logger
 from cserver.server.conn import BUSY, ClientConnection
 from cserver.server.handler import handle_request
 from cserver.server.http import CONTINUE, GO, request_ready
 from cserver.server.watch import WatchingServer
-
-logger = logging.getLogger("cserver")
 
 
 class PoolServer(WatchingServer):
@@ -95,9 +92,7 @@ class PoolServer(WatchingServer):
                     keep = handle_request(conn, self.ctx, name)
                     continue
                 if ready == CONTINUE:
-                    conn.continued = True
-                    with contextlib.suppress(OSError):
-                        conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    conn.send_continue()
                 break
         finally:
             if keep and not self.ctx.stopping.is_set():
@@ -111,10 +106,8 @@ class PoolServer(WatchingServer):
         self._stop_workers()
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        while self._returned:
-            self._returned.popleft().close()
         for conn in list(self.conns.values()):
-            # Workers still busy at the deadline are abandoned with their connections.
+            # Idle, arriving or handed back; workers still busy at the deadline are
+            # abandoned with their connections.
             if conn.state != BUSY:
-                self.conns.pop(conn.fd, None)
-                conn.close()
+                self.drop(conn)

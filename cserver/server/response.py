@@ -141,8 +141,6 @@ def run_app(
         raise
     except Exception:
         server_logger.exception("Application error serving %s", head.raw_line)
-        if response.sent:
-            return False
         return _send_internal_error(response)
     finally:
         close = getattr(result, "close", None)

@@ -26,7 +26,8 @@ class ThreadServer(BaseServer):
         self._live_lock = threading.Lock()
 
     def open_connections(self) -> int:
-        return len(self._live)
+        with self._live_lock:
+            return len(self._live)
 
     def handle_accepted(self, conn: ClientConnection) -> None:
         name = f"thread-{next(self._counter)}"
@@ -53,14 +54,10 @@ class ThreadServer(BaseServer):
                 with self._live_lock:
                     self._live.discard(threading.current_thread())
 
-    def live_threads(self) -> int:
-        with self._live_lock:
-            return len(self._live)
-
     def drain(self, deadline: float) -> None:
         # Idle keep-alive threads wake up on the stop pipe; busy ones finish their request.
         # Threads still busy at the deadline are abandoned.
-        while self.live_threads() and time.monotonic() < deadline:
+        while self.open_connections() and time.monotonic() < deadline:
             time.sleep(0.02)
 
 

@@ -68,10 +68,7 @@ class WatchingServer(BaseServer):
             conn.state = READY
             self.dispatch(conn)
         elif ready == CONTINUE:
-            # The client waits for this before it sends the body we wait for.
-            conn.continued = True
-            with contextlib.suppress(OSError):
-                conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            conn.send_continue()
 
     def dispatch(self, conn: ClientConnection) -> None:
         """Hand on a connection whose request is buffered (selector thread)."""

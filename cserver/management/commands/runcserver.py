@@ -28,7 +28,7 @@ from cserver.config import (
     flags_from_options,
     load_config,
 )
-from cserver.dbconn import close_all, django_lifecycle
+from cserver.dbconn import close_all, django_lifecycle, first_line
 from cserver.server import BaseServer, create_listener, make_server, network_warning
 from cserver.startup_errors import error_file
 
@@ -153,8 +153,7 @@ class Command(StaticfilesRunserverCommand):
         except DatabaseError as exc:
             # runserver dies here with a traceback; a database that is down (or not up yet)
             # should not stop the server, whose requests will say so themselves.
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.stderr.write(f"Warning: could not check migrations: {reason}")
+            self.stderr.write(f"Warning: could not check migrations: {first_line(exc)}")
         # Nothing opened by the checks may reach a worker, and above all not a forked child.
         close_all()
         if listener is None:
