@@ -169,9 +169,11 @@ def _is_secret(value: Any) -> bool:
 def _adapter(name: str) -> TypeAdapter[Any]:
     # The field's own type and constraints, so one value can be checked on its own.
     info = _FIELDS[name]
-    if not info.metadata:
-        return TypeAdapter(info.annotation)
-    return TypeAdapter(Annotated[(info.annotation, *info.metadata)])
+    # Typed as Any: a runtime-built type form, which type checkers cannot follow.
+    form: Any = info.annotation
+    if info.metadata:
+        form = Annotated[(form, *info.metadata)]
+    return TypeAdapter(form)
 
 
 def expected(name: str) -> str:

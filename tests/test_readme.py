@@ -50,6 +50,18 @@ def test_readme_opens_with_the_demo_and_test_commands() -> None:
     assert lines[2] == "docker compose up"
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv() -> None:
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    assert "python -m pytest" in ci
+    # .ci/run takes the command from README.md itself, so the two cannot drift apart.
+    assert "sed -n 2p" in ci and 'eval "$test_command"' in ci
+    assert "-m venv .venv" in ci
+
+
+def test_readme_installs_with_the_pinned_constraints() -> None:
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block is not None
+    first, second = block.group(1).splitlines()[:2]
+    assert "-c constraints.txt" in first and "-c constraints.txt" in second
+    constraints = (Path(__file__).resolve().parent.parent / "constraints.txt").read_text()
+    for tool in ("ruff", "mypy", "pytest"):
+        assert re.search(rf"^{tool}==\S+", constraints, re.M), f"{tool} is not pinned"
