@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `tests` and `cserver` importable
+if str(ROOT) not in sys.path:  # run as a script: make `testkit` and `cserver` importable
     sys.path.insert(0, str(ROOT))
 
-from tests.hostile import loadkit as lk  # noqa: E402
-from tests.serverproc import ServerProcess, project_env, start_server  # noqa: E402
+from testkit import loadkit as lk  # noqa: E402
+from testkit.serverproc import ServerProcess, project_env, start_server  # noqa: E402
 
 SCENARIOS = ("conn", "limit", "slowloris", "fork", "soak")
 FULL = {"conns": 1000, "slow": 200, "fork_conns": 1000, "soak": 1800.0}
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "fork":
                 runs.append(scenario_fork(size["fork_conns"], tmp))
             elif args.pg:
-                from tests.pgcluster import PgCluster
+                from testkit.pgcluster import PgCluster
 
                 with PgCluster() as cluster:
                     runs.append(scenario_soak(soak_seconds, tmp, cluster))

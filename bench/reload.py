@@ -11,15 +11,10 @@ Usage: python bench/reload.py [--reloads 20] [--only runserver,thread,pool,fork]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `testkit` importable
+    sys.path.insert(0, str(ROOT))
+
+from testkit.ports import free_port  # noqa: E402
+from testkit.serverproc import ServerProcess  # noqa: E402
+
 SERVERS = {
     "runserver": ["runserver"],
     "thread": ["runcserver", "--mode", "thread"],
@@ -52,13 +53,6 @@ from django.http import HttpResponse
 def version(request):
     return HttpResponse("version {version}", content_type="text/plain")
 """
-BANNER = re.compile(r"Starting (?:\w+ )?development server at http://[^:]+:(\d+)/")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_project(base: Path) -> None:
@@ -140,34 +134,11 @@ def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
         # A fixed port: runserver's reloader binds again in each child, so port 0 would
         # give every generation a different port.
         argv = [sys.executable, "-m", "django", *SERVERS[name], f"127.0.0.1:{free_port()}"]
-        proc = subprocess.Popen(
-            argv,
-            cwd=base,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        port_found = threading.Event()
-        port: list[int] = []
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                match = BANNER.search(line)
-                if match and not port:
-                    port.append(int(match.group(1)))
-                    port_found.set()
-
-        threading.Thread(target=read, daemon=True).start()
+        server = ServerProcess(argv, env, base)
         try:
-            if not port_found.wait(60):
-                raise RuntimeError(f"{name} did not start:\n{''.join(lines)}")
+            server.wait_bound(60)
             time.sleep(watcher_settle)
-            poller = Poller(port[0], limit_s=reloads * 20 + 30)
+            poller = Poller(server.port, limit_s=reloads * 20 + 30)
             poller.start()
             times = []
             for version in range(1, reloads + 1):
@@ -180,7 +151,7 @@ def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
                     seen = poller.first_seen(f"version {version}", written)
                 if seen is None:
                     raise RuntimeError(
-                        f"{name}: version {version} never served:\n{''.join(lines[-30:])}"
+                        f"{name}: version {version} never served:\n{''.join(server.lines[-30:])}"
                     )
                 times.append(seen - written)
                 # Let the new generation's watcher take its baseline, as a developer would.
@@ -199,14 +170,7 @@ def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
                 "max_reload_s": max(times),
             }
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,8 +133,7 @@ def postgres(pg_url: str | None) -> Iterator[tuple[Callable[[str], str], Any]]:
 
     cluster = None
     if pg_url is None:
-        sys.path.insert(0, str(servers.ROOT))
-        from tests.pgcluster import PgCluster  # the suite's throwaway-cluster helper
+        from testkit.pgcluster import PgCluster  # the suite's throwaway-cluster helper
 
         cluster = PgCluster().start()
         pg_url = cluster.database_url("postgres")

@@ -6,13 +6,14 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from testkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -99,13 +100,6 @@ SERVERS: dict[str, ServerSpec] = {
 }
 
 
-def free_port() -> int:
-    """A loopback port that is free now (start() retries if another process takes it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def base_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every server: demo settings, DEBUG off, no inherited CSERVER_* knobs."""
     env = {
@@ -185,7 +179,7 @@ def start(
     """Start spec on a free port and wait until /hello answers 200 (bounded)."""
     last = ""
     for _attempt in range(3):
-        port = free_port()
+        port = free_port(HOST)  # may race: retried below on "already in use"
         log = logdir / f"{spec.name}-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(

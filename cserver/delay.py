@@ -30,6 +30,3 @@ class RandomDelay:
         with self._lock:
             child_seed = self._random.getrandbits(63)
         return RandomDelay(self.min_ms, self.max_ms, child_seed)
-
-    def describe(self) -> str:
-        return f"{self.min_ms}-{self.max_ms}ms seed={self.seed}"

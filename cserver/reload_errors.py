@@ -10,8 +10,10 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 _TRACEBACK_START = "Traceback (most recent call last):"
@@ -108,3 +110,14 @@ def serve_error_until(
                 with contextlib.suppress(OSError):
                     conn.sendall(error_response(error, accepts_html))
             time.sleep(0)
+
+
+def error_file(error: BaseException) -> Path | None:
+    """The project file the error points at, to watch for its fix."""
+    filename = getattr(error, "filename", None)
+    if isinstance(error, SyntaxError) and filename:
+        return Path(filename)
+    frames = traceback.extract_tb(error.__traceback__)
+    # The last frame that is a real file: importlib's own frames are "<frozen ...>".
+    files = [frame.filename for frame in frames if not frame.filename.startswith("<")]
+    return Path(files[-1]) if files else None

@@ -15,10 +15,8 @@ place, and only in their package or ``apps.py`` (models are imported after every
 from __future__ import annotations
 
 import sys
-import traceback
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 
 
@@ -30,17 +28,6 @@ def starts_a_supervisor(argv: Sequence[str]) -> bool:
     from cserver import reloader
 
     return not reloader.is_child()
-
-
-def error_file(error: BaseException) -> Path | None:
-    """The project file the error points at, to watch for its fix."""
-    filename = getattr(error, "filename", None)
-    if isinstance(error, SyntaxError) and filename:
-        return Path(filename)
-    frames = traceback.extract_tb(error.__traceback__)
-    # The last frame that is a real file: importlib's own frames are "<frozen ...>".
-    files = [frame.filename for frame in frames if not frame.filename.startswith("<")]
-    return Path(files[-1]) if files else None
 
 
 def run_despite(error: BaseException, argv: Sequence[str]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ROOT, server_env
+from testkit.serverproc import ROOT, server_env
 
 pytest_plugins = ["tests.conftest_pg"]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pgcluster import PgCluster, PgStartError, PgUnavailable
+from testkit.pgcluster import PgCluster, PgStartError, PgUnavailable
 
 _db_counter = itertools.count(1)
 

@@ -11,7 +11,7 @@ import django
 import requests
 
 from cserver import __version__
-from tests.serverproc import server_env, start_server
+from testkit.serverproc import server_env, start_server
 
 TIMEOUT = 10
 

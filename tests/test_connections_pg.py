@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.pgcluster import PgCluster
-from tests.serverproc import ServerProcess, get, project_env, start_server, wait_until
+from testkit.pgcluster import PgCluster
+from testkit.serverproc import ServerProcess, get, project_env, start_server, wait_until
 
 pytestmark = pytest.mark.postgres
 

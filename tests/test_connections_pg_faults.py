@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.pgcluster import PgCluster
-from tests.serverproc import concurrent_gets, get, wait_until
+from testkit.pgcluster import PgCluster
+from testkit.serverproc import concurrent_gets, get, wait_until
 from tests.test_connections_pg import (
     CLOSE_WITHIN,
     MODES,

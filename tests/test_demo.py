@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url, redact
 from cserver.demo.env import conn_max_age, database_from_env, env_bool, env_choice
-from tests.serverproc import ServerProcess, server_env
+from testkit.serverproc import ServerProcess, server_env
 
 TIMEOUT = 10  # seconds, for every HTTP request
 

@@ -15,7 +15,7 @@ import pytest
 
 from cserver.diagnostics import shared
 from cserver.server.netcheck import is_loopback_address
-from tests.serverproc import (
+from testkit.serverproc import (
     ServerProcess,
     concurrent_gets,
     get,

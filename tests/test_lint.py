@@ -11,14 +11,14 @@ import sys
 
 import pytest
 
-from tests.serverproc import ROOT
+from testkit.serverproc import ROOT
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ["ruff", "check", "cserver", "tests", "bench", "noxfile.py"],
-        ["ruff", "format", "--check", "cserver", "tests", "bench", "noxfile.py"],
+        ["ruff", "check", "cserver", "tests", "bench", "testkit", "noxfile.py"],
+        ["ruff", "format", "--check", "cserver", "tests", "bench", "testkit", "noxfile.py"],
         ["mypy", "cserver"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

@@ -8,7 +8,7 @@ import os
 import psycopg
 import pytest
 
-from tests.pgcluster import PgCluster, wait_for
+from testkit.pgcluster import PgCluster, wait_for
 
 pytestmark = pytest.mark.postgres
 

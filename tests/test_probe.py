@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cserver.probe import ProbeOptions, run_probe
-from tests.serverproc import ROOT, ServerProcess, server_env, start_server
+from testkit.serverproc import ROOT, ServerProcess, server_env, start_server
 
 PROBE = [sys.executable, "-m", "cserver", "probe"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import alive, children
-from tests.serverproc import ROOT, ServerProcess, get, server_env, start_server, wait_until
+from testkit.procs import alive, children
+from testkit.serverproc import ROOT, ServerProcess, get, server_env, start_server, wait_until
 
 SETTINGS = """
 from pathlib import Path

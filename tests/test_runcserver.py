@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.serverproc import ROOT, get, project_env, server_env, start_server
+from testkit.serverproc import ROOT, get, project_env, server_env, start_server
 
 
 def run_command(*args: str, env: dict[str, str] | None = None, timeout: float = 60):

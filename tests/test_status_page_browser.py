@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.serverproc import concurrent_gets, get, project_env, start_server, wait_until
+from testkit.serverproc import concurrent_gets, get, project_env, start_server, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

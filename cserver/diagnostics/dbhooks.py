@@ -9,24 +9,33 @@ ran queries on a connection it found already open.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.db.backends.signals import connection_created
 
-if TYPE_CHECKING:
-    from cserver.diagnostics.registry import Registry
+
+class ConnectionListener(Protocol):
+    """Receives the connection events: the diagnostics Registry.
+
+    Declared here rather than imported, because the registry imports this module.
+    """
+
+    def connection_opened(self, wrapper: Any) -> None: ...
+    def connection_used(self, wrapper: Any) -> None: ...
+    def connection_closed(self, wrapper: Any) -> None: ...
+
 
 _ORIGINAL = "_cserver_diag_original_close"
 _WATCHED = "_cserver_diag_watched"
 _UID = "cserver.diagnostics"
 
 # One registry at a time receives the events; wrap_application() sets it.
-_active: list[Registry] = []
+_active: list[ConnectionListener] = []
 
 
-def install(registry: Registry) -> None:
-    """Send this process's connection events to ``registry`` from now on."""
-    _active[:] = [registry]
+def install(listener: ConnectionListener) -> None:
+    """Send this process's connection events to ``listener`` from now on."""
+    _active[:] = [listener]
     connection_created.connect(_on_created, weak=False, dispatch_uid=_UID)
 
 

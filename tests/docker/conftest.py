@@ -6,7 +6,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,6 +14,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from testkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -78,13 +79,6 @@ def docker_engine() -> None:
     if docker_required():
         pytest.fail(f"{problem} (CSERVER_REQUIRE_DOCKER=1)", pytrace=False)
     pytest.skip(problem)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (Docker binds it, so port 0 cannot be used)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_environ() -> dict[str, str]:

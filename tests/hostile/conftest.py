@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from testkit.serverproc import ServerProcess, project_env, start_server
 from tests.hostile.wire import get_hello
-from tests.serverproc import ServerProcess, project_env, start_server
 
 # Small limits so that the limit cases are cheap and timeouts are quick to observe.
 MAX_BODY = 4096

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from testkit.serverproc import wait_until
 from tests.hostile.conftest import HEADER_TIMEOUT, MAX_BODY, assert_still_serving
 from tests.hostile.wire import exchange, first_status, read_until_closed, statuses
-from tests.serverproc import wait_until
 
 ALL_MODES = ("pool", "thread", "fork")
 POOL = ("pool",)

@@ -13,6 +13,8 @@ import time
 import pytest
 
 from cserver.server import is_loopback, network_warning
+from testkit.procs import session_members
+from testkit.serverproc import ROOT, project_env, start_server, wait_until
 from tests.hostile.wire import (
     first_status,
     get_hello,
@@ -20,8 +22,6 @@ from tests.hostile.wire import (
     proc_threads,
     read_until_closed,
 )
-from tests.procs import session_members
-from tests.serverproc import ROOT, project_env, start_server, wait_until
 
 
 def _latency(port: int) -> float:

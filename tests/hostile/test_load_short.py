@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.serverproc import ROOT
+from testkit.serverproc import ROOT
 
 # Checks whose names start with these are bounds; the script also reports figures such as
 # latency, which are not asserted here.

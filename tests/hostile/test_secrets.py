@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from testkit.serverproc import get, project_env, start_server
 from tests.hostile.wire import exchange, first_status
-from tests.serverproc import get, project_env, start_server
 
 PASSWORD = "Pw_s3cr3t_9f8e7d"
 SECRET_KEY = "tests-only-not-secret"  # tests.project.settings.SECRET_KEY

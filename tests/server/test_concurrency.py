@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.procs import alive, children
-from tests.serverproc import concurrent_gets, get, project_env, start_server, wait_until
+from testkit.procs import alive, children
+from testkit.serverproc import concurrent_gets, get, project_env, start_server, wait_until
 
 SLOW_MS = 300
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.serverproc import get, project_env, start_server
+from testkit.serverproc import get, project_env, start_server
 
 
 @pytest.mark.parametrize("mode", ["thread", "pool", "fork"])
@@ -103,7 +103,7 @@ def test_delay_is_applied_in_the_worker_not_the_accept_loop() -> None:
     # With a 400 ms delay on every request, eight concurrent requests still overlap.
     args = ["--mode", "pool", "--workers", "8", "--delay", "--delay-min", "400"]
     with start_server([*args, "--delay-max", "400"], env=project_env()) as server:
-        from tests.serverproc import concurrent_gets
+        from testkit.serverproc import concurrent_gets
 
         elapsed, results = concurrent_gets(server.url("/inflight?ms=0"), 8)
     assert all(status == 200 for status, _, _ in results)

@@ -29,8 +29,8 @@ from cserver.config import (
     load_config,
 )
 from cserver.dbconn import close_all, django_lifecycle, first_line
+from cserver.reload_errors import error_file
 from cserver.server import BaseServer, create_listener, make_server, network_warning
-from cserver.startup_errors import error_file
 
 # runserver's wording, which users and scripts already know.
 BIND_ERRORS = {

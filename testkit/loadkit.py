@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.procs import child_states
+from testkit.procs import child_states
 
 HOST = "127.0.0.1"
 

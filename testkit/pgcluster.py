@@ -9,7 +9,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -21,6 +20,8 @@ from typing import Any, NamedTuple, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
+
+from testkit.ports import free_port
 
 T = TypeVar("T")
 
@@ -104,13 +105,6 @@ def find_bindir() -> Path:
     raise PgUnavailable(
         f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found in {where}"
     )
-
-
-def _free_port() -> int:
-    """Return a TCP port on HOST that is free right now (may race; start() retries)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _clean_env() -> dict[str, str]:
@@ -208,7 +202,7 @@ class PgCluster:
             self._initdb(timeout)
             last_error = ""
             for _attempt in range(3):
-                self.port = _free_port()
+                self.port = free_port(HOST)  # may race; start() retries
                 self._write_conf()
                 res = self._run(
                     [
