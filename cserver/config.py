@@ -1,32 +1,20 @@
 """cserver's typed configuration: one settings model, resolved once, each value's source known.
 
 Precedence, highest first: command-line flags, process environment, the .env file
-($CSERVER_ENV_FILE or ./.env), Django settings (``CSERVER`` dict, then legacy names), defaults.
+($CSERVER_ENV_FILE or ./.env), Django settings (``CSERVER`` dict, then legacy names), defaults;
+config_sources.gather() is where it is applied, for load_config() and ServerConfig() alike.
+The settings themselves are declared once, in config_model.ServerConfig.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import Enum
-from functools import cache
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    Secret,
-    SecretBytes,
-    SecretStr,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Secret, SecretBytes, SecretStr, ValidationError
 
 from cserver.config_cli import (
     FLAG_NAMES,
@@ -34,19 +22,10 @@ from cserver.config_cli import (
     add_config_arguments,
     exit_on_config_error,
     flags_from_options,
+    found_in_flags,
 )
-from cserver.config_sources import (
-    DEFAULT_ENV_FILE,
-    ENV_FILE_VAR,
-    ENV_PREFIX,
-    ConfigError,
-    DjangoSettingsSource,
-    Found,
-    Origin,
-    env_name,
-    from_dotenv,
-    from_environ,
-)
+from cserver.config_model import Mode, ServerConfig, delay_range_problem, validate_gathered
+from cserver.config_sources import ConfigError, Default, Gathered, Origin, env_name, gather
 
 __all__ = [
     "FLAG_NAMES",
@@ -62,118 +41,12 @@ __all__ = [
     "load_config",
 ]
 
-Mode = Literal["thread", "pool", "fork"]
-
-# Set while load_config validates its already-merged values, so the model reads no source again.
-_MERGED_ONLY: ContextVar[bool] = ContextVar("cserver_config_merged_only", default=False)
-
-
-def _strip_brackets(value: Any) -> Any:
-    # "[::1]" is how people write IPv6 next to a port; accept it and store the bare address.
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-        return value[1:-1]
-    return value
-
-
-Addr = Annotated[
-    str,
-    StringConstraints(min_length=1, pattern=r"^[^\s\[\]/]+$"),
-    BeforeValidator(_strip_brackets),
-]
-
-
-def _default_addr(data: dict[str, Any]) -> str:
-    # Like runserver -6: the IPv6 loopback, unless some source named an address.
-    return "::1" if data.get("ipv6") else "127.0.0.1"
-
-
-class ServerConfig(BaseSettings):
-    """Everything runcserver needs to know, validated; ServerConfig() alone reads all sources."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        case_sensitive=False,
-        # compose passes `CSERVER_SEED=${CSERVER_SEED:-}` as an empty string: that means unset.
-        env_ignore_empty=True,
-        # .env files also hold DATABASE_URL, DJANGO_* and the like.
-        extra="ignore",
-        frozen=True,
-    )
-
-    mode: Mode = "thread"
-    workers: int = Field(8, ge=1, le=1024)
-    ipv6: bool = False  # declared before addr: addr's default depends on it
-    addr: Addr = Field(default_factory=_default_addr)
-    port: int = Field(8000, ge=0, le=65535)
-    reload: bool = True
-    threading: bool = True
-    delay: bool = False
-    delay_min_ms: int = Field(0, ge=0, le=60000)
-    delay_max_ms: int = Field(300, ge=0, le=60000)
-    seed: int | None = None
-    keepalive_timeout: float = Field(5.0, gt=0, le=3600, allow_inf_nan=False)
-    backlog: int = Field(128, ge=1, le=65535)
-    grace_period: float = Field(5.0, ge=0, le=3600, allow_inf_nan=False)
-    diagnostics: bool = False
-    # Open client connections (pool/fork: watched plus busy; thread: threads) before new
-    # ones get an immediate 503; bounds threads and descriptors under any load.
-    connection_limit: int = Field(1000, ge=1, le=1_000_000)
-    # Seconds from a request's first byte to its complete head (slow clients get a 408).
-    header_timeout: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False)
-    # Largest request body accepted (413 beyond); 0 refuses every body.
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=0, le=1 << 40)
-    # Serve the diagnostics pages and headers to non-loopback clients too.
-    diagnostics_allow_remote: bool = False
-
-    @model_validator(mode="after")
-    def _delay_range(self) -> Self:
-        if self.delay_min_ms > self.delay_max_ms:
-            raise ValueError(
-                f"delay_min_ms {self.delay_min_ms} is above delay_max_ms {self.delay_max_ms}: "
-                "min must be <= max"
-            )
-        return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Init kwargs > env > .env ($CSERVER_ENV_FILE or ./.env) > Django settings."""
-        if _MERGED_ONLY.get():
-            return (init_settings,)
-        from pydantic_settings import DotEnvSettingsSource
-
-        env_file = os.environ.get(ENV_FILE_VAR) or DEFAULT_ENV_FILE
-        return (
-            init_settings,
-            env_settings,
-            DotEnvSettingsSource(settings_cls, env_file=env_file),
-            DjangoSettingsSource(settings_cls),
-        )
-
-
 _FIELDS = ServerConfig.model_fields
 _MASK = "********"
 
 
 def _is_secret(value: Any) -> bool:
     return isinstance(value, SecretStr | SecretBytes | Secret)
-
-
-@cache
-def _adapter(name: str) -> TypeAdapter[Any]:
-    # The field's own type and constraints, so one value can be checked on its own.
-    info = _FIELDS[name]
-    # Typed as Any: a runtime-built type form, which type checkers cannot follow.
-    form: Any = info.annotation
-    if info.metadata:
-        form = Annotated[(form, *info.metadata)]
-    return TypeAdapter(form)
 
 
 def expected(name: str) -> str:
@@ -250,51 +123,35 @@ class ResolvedConfig:
         return result
 
 
-class _Default(Enum):
-    ENV_FILE = "$CSERVER_ENV_FILE or ./.env"
-
-
-def _flag_layer(flags: Mapping[str, Any]) -> Found:
-    found: Found = {}
-    for name, raw in flags.items():
-        if name not in _FIELDS:
-            raise TypeError(f"load_config() got an unknown flag field {name!r}")
-        if raw is None:
-            continue
-        if isinstance(raw, Flag):
-            found[name] = (raw.value, Origin("flag", raw.typed))
-        elif name == "delay" and raw is False:
-            found[name] = (raw, Origin("flag", "--no-delay"))
-        else:
-            found[name] = (raw, Origin("flag", FLAG_NAMES[name]))
-    return found
-
-
-def _dotenv_layer(
-    env_file: str | os.PathLike[str] | _Default | None, environ: Mapping[str, str]
-) -> tuple[str | None, Found, list[str]]:
-    if env_file is None:
-        return None, {}, []
-    if isinstance(env_file, _Default):
-        named = environ.get(ENV_FILE_VAR, "")
-        if named and not os.path.isfile(named):
-            # The user asked for this file explicitly; silently ignoring it would hide a typo.
-            problem = f"{ENV_FILE_VAR}={named!r} is not valid: expected an existing file"
-            return None, {}, [problem]
-        path = named or DEFAULT_ENV_FILE
-    else:
-        path = os.fspath(env_file)
-    if not os.path.isfile(path):
-        return None, {}, []
-    found, problems = from_dotenv(ServerConfig, path)
-    return path, found, problems
+def _problems(exc: ValidationError, gathered: Gathered) -> list[str]:
+    """One line per bad value, naming it as the user wrote it; the delay range comes last."""
+    values, origins = gathered.values, gathered.origins
+    lines: list[str] = []
+    ranges: list[str] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "default_factory_not_called":
+            continue  # addr's default waits for ipv6, or another field that failed before
+        if error["type"] == "delay_range":
+            low, high = error["ctx"]["low"], error["ctx"]["high"]
+            where_low = origins.get("delay_min_ms", Origin("default")).where()
+            where_high = origins.get("delay_max_ms", Origin("default")).where()
+            ranges.append(delay_range_problem(low, where_low, high, where_high))
+        elif name in origins and name not in seen:
+            seen.add(name)
+            shown = origins[name].show(values[name])
+            lines.append(f"{shown} is not valid: expected {expected(name)}")
+        elif name not in seen:  # only a check added to the model without a message lands here
+            lines.append(f"config is not valid: {error['msg']}")
+    return lines + ranges
 
 
 def load_config(
     flags: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    env_file: str | os.PathLike[str] | _Default | None = _Default.ENV_FILE,
+    env_file: str | os.PathLike[str] | Default | None = Default.ENV_FILE,
     django_settings: bool | Any = True,
 ) -> ResolvedConfig:
     """Resolve the config from all sources; raise ConfigError listing every problem.
@@ -304,54 +161,21 @@ def load_config(
     False (skip), True (django.conf.settings when configured) or any object with settings
     attributes.
     """
-    environ = os.environ if environ is None else environ
-    problems: list[str] = []
-    env_path, dotenv_found, dotenv_problems = _dotenv_layer(env_file, environ)
-    problems += dotenv_problems
-    settings_found: Found = {}
-    if django_settings is not False:
-        settings_obj = None if django_settings is True else django_settings
-        source = DjangoSettingsSource(ServerConfig, settings_obj)
-        settings_found, settings_problems = source.collect()
-        problems += settings_problems
-
-    # Lowest precedence first, so each higher layer overwrites value and origin together.
-    merged: dict[str, Any] = {}
-    origins: dict[str, Origin] = {}
-    env_found = from_environ(ServerConfig, environ)
-    for layer in (settings_found, dotenv_found, env_found, _flag_layer(flags or {})):
-        for name, (value, origin) in layer.items():
-            merged[name] = value
-            origins[name] = origin
-
-    # Check each value alone first: every bad value gets its own line naming its source.
-    valid: dict[str, Any] = {}
-    for name in (name for name in _FIELDS if name in merged):
-        value = merged[name]
-        try:
-            valid[name] = _adapter(name).validate_python(value)
-        except ValidationError:
-            problems.append(f"{origins[name].show(value)} is not valid: expected {expected(name)}")
-    low, high = "delay_min_ms", "delay_max_ms"
-    if not {low, high} & (merged.keys() - valid.keys()):  # both usable
-        lo = valid.get(low, _FIELDS[low].default)
-        hi = valid.get(high, _FIELDS[high].default)
-        if lo > hi:
-            where_lo = origins.get(low, Origin("default")).where()
-            where_hi = origins.get(high, Origin("default")).where()
-            problems.append(
-                f"delay min {lo} ({where_lo}) is above delay max {hi} ({where_hi}): "
-                "min must be <= max"
-            )
-    if problems:
-        raise ConfigError(problems)
-
-    token = _MERGED_ONLY.set(True)
+    gathered = gather(
+        ServerConfig,
+        found_in_flags(flags or {}),
+        environ=environ,
+        env_file=env_file,
+        django_settings=django_settings,
+    )
     try:
-        config = ServerConfig(**valid)
-    except ValidationError as exc:  # only a check added to the model but not above lands here
-        raise ConfigError([f"config is not valid: {e['msg']}" for e in exc.errors()]) from None
-    finally:
-        _MERGED_ONLY.reset(token)
-    sources = {name: origins[name].label if name in origins else "default" for name in _FIELDS}
-    return ResolvedConfig(config, MappingProxyType(sources), env_path)
+        config = validate_gathered(gathered.values)
+    except ValidationError as exc:
+        raise ConfigError([*gathered.problems, *_problems(exc, gathered)]) from None
+    if gathered.problems:
+        raise ConfigError(gathered.problems)
+    sources = {
+        name: gathered.origins[name].label if name in gathered.origins else "default"
+        for name in _FIELDS
+    }
+    return ResolvedConfig(config, MappingProxyType(sources), gathered.env_file)

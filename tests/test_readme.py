@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from cserver.config import FLAG_NAMES, ServerConfig, env_name
+from cserver.config_model import cli_of
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -33,8 +34,9 @@ def test_every_setting_is_documented_with_its_names_and_default() -> None:
     for name, field in ServerConfig.model_fields.items():
         _, env, flag, default, meaning = rows[name]
         assert env == f"`{env_name(name)}`"
-        assert flag == f"`{FLAG_NAMES[name]}`"
-        assert meaning
+        assert flag == f"`{FLAG_NAMES[name]}`" == f"`{cli_of(field).flag}`"
+        # The model's description is the meaning; README may only add code formatting.
+        assert meaning.replace("`", "") == field.description, name
         if name == "addr":
             assert default == "`127.0.0.1`"
             continue

@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from cserver.booleans import parse_bool
+
 ACCEPTED = (
     "expected postgres://USER:PASSWORD@HOST:PORT/NAME (or postgresql://) "
     "with optional ?sslmode=...-style options, or sqlite:///PATH"
@@ -25,8 +27,6 @@ POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
 
 # Django reads these OPTIONS keys itself and wants typed values, not the query-string text.
 _ISOLATION_LEVELS = ("read_uncommitted", "read_committed", "repeatable_read", "serializable")
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 
 
 def redact(url: str) -> str:
@@ -68,9 +68,10 @@ def _postgres_options(query: str, url: str, name: str) -> dict[str, Any]:
                 raise _error(url, f"isolation_level must be one of {_ISOLATION_LEVELS}", name)
             options[key] = IsolationLevel[level.upper()]
         elif key == "server_side_binding":
-            if value.lower() not in _BOOLEANS:
+            flag = parse_bool(value)
+            if flag is None:
                 raise _error(url, "server_side_binding must be true or false", name)
-            options[key] = _BOOLEANS[value.lower()]
+            options[key] = flag
         elif key == "prepare_threshold":
             if not value.isdigit():
                 raise _error(url, "prepare_threshold must be a whole number", name)

@@ -9,11 +9,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from cserver.booleans import parse_bool
 from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url
 
 DEFAULT_SQLITE = "cserver-demo.sqlite3"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -27,10 +26,9 @@ def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     value = _get(environ, name)
     if value is None:
         return default
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
+    parsed = parse_bool(value)
+    if parsed is not None:
+        return parsed
     raise ImproperlyConfigured(f"{name}={value!r} is not valid: expected true or false")
 
 

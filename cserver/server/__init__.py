@@ -23,7 +23,6 @@ __all__ = [
     "Limits",
     "create_listener",
     "is_loopback",
-    "limits_from_config",
     "make_server",
     "network_warning",
     "raise_open_file_limit",
@@ -62,8 +61,10 @@ def make_server(
     delay = None
     if config.delay:
         delay = RandomDelay(config.delay_min_ms, config.delay_max_ms, config.seed)
+    limits = Limits.from_config(config)
     ctx = ServerContext(
         app=app,
+        limits=limits,
         mode=cls.mode,
         server_name=host,
         server_port=port,
@@ -72,21 +73,8 @@ def make_server(
         multithread=cls.multithread,
         multiprocess=cls.multiprocess,
     )
-    limits = limits_from_config(config)
     raise_open_file_limit(limits.connection_limit)
     return cls(listener, ctx, limits, lifecycle)
-
-
-def limits_from_config(config: ServerConfig) -> Limits:
-    """The server's limits for a configuration."""
-    return Limits(
-        keepalive_timeout=config.keepalive_timeout,
-        header_timeout=config.header_timeout,
-        grace_period=config.grace_period,
-        workers=config.workers,
-        connection_limit=config.connection_limit,
-        max_body_bytes=config.max_body_bytes,
-    )
 
 
 def raise_open_file_limit(connection_limit: int) -> None:

@@ -59,11 +59,11 @@ class ServerContext:
     mode: str
     server_name: str
     server_port: int
+    limits: Limits
     delay: RandomDelay | None = None
     keepalive: bool = True
     multithread: bool = True
     multiprocess: bool = False
-    limits: Limits = field(default_factory=Limits)
     stopping: Flag = field(default_factory=Flag)
     # Read end of a pipe that becomes readable when the server stops: idle waits poll it.
     stop_fd: int = -1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cserver.config import ServerConfig
 
 # Wire-format limits. A head over these is refused, so one client cannot fill memory.
 MAX_HEAD_BYTES = 64 * 1024
@@ -25,16 +29,34 @@ LINGER_BYTES = 1024 * 1024
 MAX_LINGERING = 256
 
 
+# Timeouts that no setting exposes.
+IO_TIMEOUT = 30.0  # longest wait for any progress while reading a body or writing
+BODY_TIMEOUT = 60.0  # whole request body, once the head is in
+LINGER_TIMEOUT = 2.0  # how long an error response waits for the client to close
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Timeouts and sizes that bound what one client can hold."""
+    """Timeouts and sizes that bound what one client can hold; from_config() builds them."""
 
-    keepalive_timeout: float = 5.0  # idle connection between requests
-    header_timeout: float = 10.0  # from the first byte of a request to its complete head
-    io_timeout: float = 30.0  # longest wait for any progress while reading a body or writing
-    body_timeout: float = 60.0  # whole request body, once the head is in
-    grace_period: float = 5.0
-    workers: int = 8
-    connection_limit: int = 1000  # open client connections; more get a fast 503
-    max_body_bytes: int = 10 * 1024 * 1024
-    linger_timeout: float = 2.0  # how long an error response waits for the client to close
+    keepalive_timeout: float  # idle connection between requests
+    header_timeout: float  # from the first byte of a request to its complete head
+    grace_period: float
+    workers: int
+    connection_limit: int  # open client connections; more get a fast 503
+    max_body_bytes: int
+    io_timeout: float
+    body_timeout: float
+    linger_timeout: float
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> Limits:
+        """The limits of a resolved configuration: each one named like its setting."""
+        settings = type(config).model_fields
+        values = {f.name: getattr(config, f.name) for f in fields(cls) if f.name in settings}
+        return cls(
+            **values,
+            io_timeout=IO_TIMEOUT,
+            body_timeout=BODY_TIMEOUT,
+            linger_timeout=LINGER_TIMEOUT,
+        )

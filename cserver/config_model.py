@@ -1,0 +1,244 @@
+"""The settings model: the one declaration of every cserver setting.
+
+Each field carries all there is to know about its setting: type, bounds and default, the
+meaning (``description``, shown by ``--help`` and written into ``.env.example``) and how it
+is typed on the command line (a ``Cli`` in its metadata). The environment variable is
+``CSERVER_`` plus the field name, as pydantic-settings reads it (``env_prefix``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainValidator, StringConstraints, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cserver.booleans import parse_bool
+from cserver.config_sources import ENV_PREFIX, ConfigError, Origin, gather
+
+Mode = Literal["thread", "pool", "fork"]
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a setting is typed on the command line."""
+
+    flag: str  # as typed, and as messages and sources name it: "--workers", "addrport"
+    metavar: str = ""  # set for a flag followed by a value
+    # A flag without a value sets the setting "on" (True), "off" (False), or "both"
+    # (--delay / --no-delay).
+    switch: Literal["", "on", "off", "both"] = ""
+    aliases: tuple[str, ...] = ()
+    dest: str = ""  # runserver's own option name where it already has the flag
+    help: str = ""  # when the flag says something else than the setting's description
+
+
+def cli_of(info: FieldInfo) -> Cli:
+    """The command-line declaration of a field."""
+    return next(m for m in info.metadata if isinstance(m, Cli))
+
+
+def _bool(value: Any) -> bool:
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise PydanticCustomError("bool_parsing", "not a boolean")
+    return parsed
+
+
+Bool = Annotated[bool, PlainValidator(_bool)]
+
+
+def _strip_brackets(value: Any) -> Any:
+    # "[::1]" is how people write IPv6 next to a port; accept it and store the bare address.
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        return value[1:-1]
+    return value
+
+
+Addr = Annotated[
+    str,
+    StringConstraints(min_length=1, pattern=r"^[^\s\[\]/]+$"),
+    BeforeValidator(_strip_brackets),
+]
+
+
+def _default_addr(data: dict[str, Any]) -> str:
+    # Like runserver -6: the IPv6 loopback, unless some source named an address.
+    return "::1" if data.get("ipv6") else "127.0.0.1"
+
+
+def delay_range_problem(low: int, where_low: str, high: int, where_high: str) -> str:
+    """The message for a delay minimum above its maximum, naming where each came from."""
+    return (
+        f"delay min {low} ({where_low}) is above delay max {high} ({where_high}): "
+        "min must be <= max"
+    )
+
+
+# Values load_config() has already gathered, handed to the model while it validates them,
+# so that building the model reads no source a second time.
+_GATHERED: ContextVar[Mapping[str, Any] | None] = ContextVar("cserver_gathered", default=None)
+
+
+class _GatheredSource(PydanticBaseSettingsSource):
+    """The model's only source: every cserver source, merged by config_sources.gather()."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._init_kwargs = init_kwargs
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Required by the base class; __call__ reads all fields at once."""
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        given = _GATHERED.get()
+        if given is not None:
+            return dict(given)
+        fields = self.settings_cls.model_fields
+        # Keyword arguments stand where flags do: above every other source.
+        init = {k: (v, Origin("flag", k)) for k, v in self._init_kwargs.items() if k in fields}
+        gathered = gather(self.settings_cls, init)
+        if gathered.problems:
+            raise ConfigError(gathered.problems)
+        return dict(gathered.values)
+
+
+class ServerConfig(BaseSettings):
+    """Everything runcserver needs to know, validated; ServerConfig() alone reads all sources."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        # compose passes `CSERVER_SEED=${CSERVER_SEED:-}` as an empty string: that means unset.
+        env_ignore_empty=True,
+        # .env files also hold DATABASE_URL, DJANGO_* and the like.
+        extra="ignore",
+        frozen=True,
+    )
+
+    mode: Annotated[Mode, Cli("--mode", metavar="{thread,pool,fork}")] = Field(
+        "thread", description="concurrency model: thread, pool or fork"
+    )
+    workers: Annotated[int, Cli("--workers", metavar="N")] = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="pool size; in fork mode the cap on live children (1 to 1024)",
+    )
+    # Declared before addr: addr's default depends on it.
+    ipv6: Annotated[Bool, Cli("--ipv6", switch="on", aliases=("-6",), dest="use_ipv6")] = Field(
+        False, description="use an IPv6 address"
+    )
+    addr: Annotated[Addr, Cli("addrport")] = Field(
+        default_factory=_default_addr, description="listening address (::1 with --ipv6)"
+    )
+    port: Annotated[int, Cli("addrport")] = Field(
+        8000, ge=0, le=65535, description="listening port (0 = any free port)"
+    )
+    reload: Annotated[
+        Bool, Cli("--noreload", switch="off", dest="use_reloader", help="no autoreloader")
+    ] = Field(True, description="restart on code changes, keeping the socket")
+    threading: Annotated[
+        Bool, Cli("--nothreading", switch="off", dest="use_threading", help="single thread")
+    ] = Field(True, description="false = one request at a time")
+    delay: Annotated[Bool, Cli("--delay", switch="both")] = Field(
+        False, description="random delay before each request reaches Django"
+    )
+    delay_min_ms: Annotated[int, Cli("--delay-min", metavar="MS")] = Field(
+        0, ge=0, le=60000, description="shortest random delay in milliseconds"
+    )
+    # validate_default: the range check below also runs when the maximum is the default.
+    delay_max_ms: Annotated[int, Cli("--delay-max", metavar="MS")] = Field(
+        300,
+        ge=0,
+        le=60000,
+        validate_default=True,
+        description="longest random delay in milliseconds",
+    )
+    seed: Annotated[int | None, Cli("--seed", metavar="N")] = Field(
+        None, description="seed of the random delays; unset = picked and printed"
+    )
+    keepalive_timeout: Annotated[float, Cli("--keepalive-timeout", metavar="SECONDS")] = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds an idle keep-alive connection stays open",
+    )
+    backlog: Annotated[int, Cli("--backlog", metavar="N")] = Field(
+        128, ge=1, le=65535, description="listen queue length"
+    )
+    grace_period: Annotated[float, Cli("--grace-period", metavar="SECONDS")] = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds requests in flight get on shutdown or reload",
+    )
+    diagnostics: Annotated[Bool, Cli("--diagnostics", switch="on")] = Field(
+        False, description="X-Cserver-* headers and the /__cserver__/ status page"
+    )
+    # Pool/fork: watched plus busy connections; thread: threads. Bounds threads and
+    # descriptors under any load.
+    connection_limit: Annotated[int, Cli("--connection-limit", metavar="N")] = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="open client connections before new ones get an immediate 503",
+    )
+    # From a request's first byte to its complete head; slow clients get a 408.
+    header_timeout: Annotated[float, Cli("--header-timeout", metavar="SECONDS")] = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds a client may take to send a request's headers",
+    )
+    max_body_bytes: Annotated[int, Cli("--max-body-bytes", metavar="BYTES")] = Field(
+        10 * 1024 * 1024,
+        ge=0,
+        le=1 << 40,
+        description="largest request body accepted (413 beyond; 0 refuses every body)",
+    )
+    diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
+        Field(False, description="serve the diagnostics to non-loopback clients too")
+    )
+
+    @field_validator("delay_max_ms")
+    @classmethod
+    def _delay_range(cls, high: int, info: Any) -> int:
+        # A field validator, not a model one, so that it runs, and is reported, even when
+        # other fields are wrong; delay_min_ms is absent from info.data when it was wrong.
+        low = info.data.get("delay_min_ms")
+        if low is not None and low > high:
+            message = delay_range_problem(low, "delay_min_ms", high, "delay_max_ms")
+            raise PydanticCustomError("delay_range", message, {"low": low, "high": high})
+        return high
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """One source that applies cserver's precedence (config_sources.gather)."""
+        init_kwargs = getattr(init_settings, "init_kwargs", {})
+        return (_GatheredSource(settings_cls, init_kwargs),)
+
+
+def validate_gathered(values: Mapping[str, Any]) -> ServerConfig:
+    """The config for values already gathered from every source (ValidationError if bad)."""
+    token = _GATHERED.set(values)
+    try:
+        return ServerConfig()
+    finally:
+        _GATHERED.reset(token)
