@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `testkit` importable
     sys.path.insert(0, str(ROOT))
 
+from testkit.files import write_later  # noqa: E402
 from testkit.ports import free_port  # noqa: E402
 from testkit.serverproc import ServerProcess  # noqa: E402
 
@@ -65,11 +66,7 @@ def make_project(base: Path) -> None:
 
 
 def write_version(base: Path, version: int) -> None:
-    path = base / "benchproj" / "views.py"
-    before = path.stat().st_mtime if path.exists() else 0.0
-    path.write_text(VIEWS.format(version=version))
-    if path.stat().st_mtime <= before:
-        os.utime(path, (time.time(), before + 0.01))
+    write_later(base / "benchproj" / "views.py", VIEWS.format(version=version))
 
 
 class Poller(threading.Thread):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testkit.ports import free_port
+from testkit.serverproc import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -126,7 +125,11 @@ class ServerStartError(RuntimeError):
 
 
 class RunningServer:
-    """A started server process (own process group) and where it listens."""
+    """A started server process (own process group) and where it listens.
+
+    Unlike testkit's ServerProcess its output goes to a file: reading a pipe during a
+    measurement would take CPU from the server being measured.
+    """
 
     def __init__(self, spec: ServerSpec, port: int, proc: subprocess.Popen[bytes], log: Path):
         self.spec = spec
@@ -159,18 +162,8 @@ class RunningServer:
             conn.close()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the whole process group (fork children too), then SIGKILL; bounded."""
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-            # The leader is gone; children of a fork server may linger in the group.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            return
+        """SIGTERM, then SIGKILL to the whole process group (fork children too); bounded."""
+        stop_group(self.proc, timeout)
 
 
 def start(

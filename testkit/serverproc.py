@@ -79,14 +79,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10) -> int | None:
         """SIGTERM, then SIGKILL of the whole group; never leaves a process behind."""
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
+        stop_group(self.proc, timeout)
         self._reader.join(2)
         return self.proc.returncode
 
@@ -95,6 +88,24 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 10) -> int | None:
+    """SIGTERM to a process started in its own session, then SIGKILL to all of its group.
+
+    The server gets ``timeout`` seconds to stop its own workers; whatever is left then
+    (children of a fork server, a reloader's generation) is killed, never left behind.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    return proc.returncode
 
 
 def server_env(extra: dict[str, str] | None = None, tmp: Path | None = None) -> dict[str, str]:

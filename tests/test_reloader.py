@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.files import write_later
 from testkit.procs import alive, children
 from testkit.serverproc import ROOT, ServerProcess, get, server_env, start_server, wait_until
 
@@ -54,15 +55,6 @@ def page(request):
 def write_views(project: Path, version: int | str) -> None:
     text = VIEWS.format(version=version) if isinstance(version, int) else version
     write_later(project / "relproj" / "views.py", textwrap.dedent(text))
-
-
-def write_later(path: Path, text: str) -> None:
-    before = path.stat().st_mtime if path.exists() else 0
-    path.write_text(text)
-    # StatReloader compares mtimes: make sure this write is seen as a later one.
-    now = time.time()
-    if path.stat().st_mtime <= before:
-        os.utime(path, (now, before + 0.01))
 
 
 @pytest.fixture
