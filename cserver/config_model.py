@@ -50,7 +50,8 @@ def _bool(value: Any) -> bool:
     return parsed
 
 
-Bool = Annotated[bool, PlainValidator(_bool)]
+# pydantic's own bool would be a second parser, with its own idea of which words count.
+Bool = Annotated[bool, PlainValidator(_bool, json_schema_input_type=bool)]
 
 
 def _strip_brackets(value: Any) -> Any:
