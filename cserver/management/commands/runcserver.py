@@ -14,11 +14,12 @@ from django.conf import settings
 from django.contrib.staticfiles.management.commands.runserver import (
     Command as StaticfilesRunserverCommand,
 )
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import DatabaseError
 
 from cserver import reloader
+from cserver.compat import system_check_kwargs
 from cserver.config import (
     ConfigError,
     ResolvedConfig,
@@ -143,11 +144,7 @@ class Command(StaticfilesRunserverCommand):
             listener = reloader.inherited_listener()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
-            # runserver's own get_check_kwargs() returns no tags (its checks run here, once
-            # per generation); the full set is BaseCommand's, as runserver's inner_run uses.
-            check_kwargs = BaseCommand.get_check_kwargs(self, options)
-            check_kwargs["display_num_errors"] = True
-            self.check(**check_kwargs)
+            self.check(**system_check_kwargs(self, options))
         try:
             self.check_migrations()
         except DatabaseError as exc:
