@@ -25,6 +25,8 @@ CONSTRAINTS = ROOT / "constraints.txt"
 # the dev extra, so nox finds it next to itself.
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["tests"]
+# A pair whose interpreter is missing fails instead of being skipped, here as in CI.
+nox.options.error_on_missing_interpreters = True
 
 # Each Django release with a Python it supports; together they cover 3.10 to 3.13.
 MATRIX = [
