@@ -3,8 +3,10 @@ against runcserver's Command; tests.djangotests.run says what runs and what is e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,14 +30,23 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             pytest.fail(f"{exc} ({sdist.REQUIRE_ENV}=1)")
         pytest.skip(f"{exc} (set {sdist.REQUIRE_ENV}=1 to fail instead)")
     result_path = tmp_path_factory.mktemp("django-runserver-tests") / "result.json"
-    result = subprocess.run(
+    # Its own process group: a runcserver that a Django test started by mistake (and that
+    # would serve forever) dies with the runner on a timeout.
+    runner = subprocess.Popen(
         [sys.executable, "-m", "tests.djangotests.run", str(tests_dir), str(result_path)],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
+        start_new_session=True,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
+    try:
+        _, stderr = runner.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+    assert runner.returncode == 0, stderr[-4000:]
     return json.loads(Path(result_path).read_text())
 
 
