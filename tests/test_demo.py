@@ -20,8 +20,9 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url, redact
+from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url
 from cserver.demo.env import conn_max_age, database_from_env, env_bool, env_choice
+from cserver.redact import redact_url as redact
 from tests.serverproc import ServerProcess, server_env
 
 TIMEOUT = 10  # seconds, for every HTTP request
