@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BeforeValidator,
@@ -126,7 +126,7 @@ class ServerConfig(BaseSettings):
     diagnostics_allow_remote: bool = False
 
     @model_validator(mode="after")
-    def _delay_range(self) -> Self:
+    def _delay_range(self) -> ServerConfig:
         if self.delay_min_ms > self.delay_max_ms:
             raise ValueError(
                 f"delay_min_ms {self.delay_min_ms} is above delay_max_ms {self.delay_max_ms}: "
@@ -172,7 +172,8 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     # Typed as Any: a runtime-built type form, which type checkers cannot follow.
     form: Any = info.annotation
     if info.metadata:
-        form = Annotated[(form, *info.metadata)]
+        params = (form, *info.metadata)
+        form = Annotated[params]
     return TypeAdapter(form)
 
 

@@ -203,7 +203,7 @@ def test_pyproject_src_layout_and_uv_lock(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--python", "2.7"], "--python '2.7' is not valid: cserver needs Python 3.11 or newer"),
+        (["--python", "2.7"], "--python '2.7' is not valid: cserver needs Python 3.10 or newer"),
         (["--python", "three"], "--python 'three' is not valid: expected a version like 3.12"),
         (["--settings", "a b"], "--settings 'a b' is not valid"),
         (["--settings", "nowhere.settings"], "settings module 'nowhere.settings' not found"),

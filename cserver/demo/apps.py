@@ -10,7 +10,10 @@ class DemoConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
+        from cserver.compat import sqlite_wal_before_5_1
         from cserver.demo.connstate import mark_new_connection
+
+        sqlite_wal_before_5_1()
 
         # Stamp every fresh DB connection so /whoami can tell "new" from "reused".
         connection_created.connect(mark_new_connection, dispatch_uid="cserver_demo_connstate")

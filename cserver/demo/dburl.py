@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from cserver.compat import supported_sqlite_options
 from cserver.redact import redact_url
 
 ACCEPTED = (
@@ -17,11 +18,14 @@ ACCEPTED = (
 
 # SQLite serialises writers; a long busy timeout plus WAL and BEGIN IMMEDIATE make concurrent
 # writes from several worker threads queue up instead of failing with "database is locked".
-SQLITE_OPTIONS: dict[str, Any] = {
-    "init_command": "PRAGMA journal_mode=WAL;",
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
-}
+# Django before 5.1 has no init_command or transaction_mode: only the timeout remains there.
+SQLITE_OPTIONS: dict[str, Any] = supported_sqlite_options(
+    {
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+)
 
 POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
 

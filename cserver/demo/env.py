@@ -7,8 +7,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
+from cserver.compat import HAS_DB_POOL
 from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url
 
 DEFAULT_SQLITE = "cserver-demo.sqlite3"
@@ -96,6 +98,11 @@ def _enable_pool(db: dict[str, Any], environ: Mapping[str, str]) -> None:
         raise ImproperlyConfigured(
             f"{shown} is not valid with SQLite: connection pooling needs PostgreSQL "
             "(set DATABASE_URL=postgres://...) or DJANGO_DB_POOL=false"
+        )
+    if not HAS_DB_POOL:
+        raise ImproperlyConfigured(
+            f"{shown} needs Django 5.1 or later (installed: {django.get_version()}), "
+            "whose PostgreSQL backend added the pool; or set DJANGO_DB_POOL=false"
         )
     if db["CONN_MAX_AGE"] != 0:
         raise ImproperlyConfigured(

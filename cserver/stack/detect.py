@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 # Python lines cserver supports; requires-python picks the newest of them it allows.
-SUPPORTED_PYTHON_LINES = ("3.11", "3.12", "3.13")
-OLDEST_PYTHON = (3, 11)
+SUPPORTED_PYTHON_LINES = ("3.10", "3.11", "3.12", "3.13")
+OLDEST_PYTHON = (3, 10)
 POSTGRES_DRIVERS = frozenset(
     {"psycopg", "psycopg-binary", "psycopg-c", "psycopg2", "psycopg2-binary"}
 )
@@ -248,7 +252,7 @@ def check_python_line(line: str, source: str) -> str:
     version = (int(match.group(1)), int(match.group(2)))
     if version < OLDEST_PYTHON:
         raise DetectError(
-            f"{source} {line.strip()!r} is not valid: cserver needs Python 3.11 or newer"
+            f"{source} {line.strip()!r} is not valid: cserver needs Python 3.10 or newer"
         )
     return f"{version[0]}.{version[1]}"
 

@@ -14,11 +14,13 @@ from django.conf import settings
 from django.contrib.staticfiles.management.commands.runserver import (
     Command as StaticfilesRunserverCommand,
 )
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import DatabaseError
 
 from cserver import reloader
+from cserver.command_defaults import with_command_defaults
+from cserver.compat import system_check_kwargs
 from cserver.config import (
     ConfigError,
     ResolvedConfig,
@@ -94,7 +96,9 @@ class Command(StaticfilesRunserverCommand):
         if not settings.DEBUG and not settings.ALLOWED_HOSTS:
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
         try:
-            self.resolved: ResolvedConfig = load_config(flags_from_options(options))
+            flags = flags_from_options(options)
+            resolved = load_config(flags)
+            self.resolved: ResolvedConfig = with_command_defaults(self, flags, resolved)
         except ConfigError as err:
             exit_on_config_error(err, self.stderr)
         if options.get("print_config"):
@@ -107,7 +111,9 @@ class Command(StaticfilesRunserverCommand):
         self.addr = config.addr
         self.port = str(config.port)
         self.use_ipv6 = config.ipv6
-        self._raw_ipv6 = config.ipv6
+        # Brackets in the banner only for an IPv6 literal: `test.domain.local:7000 -6` is a
+        # host name to resolve over IPv6, shown as typed (as runserver shows it).
+        self._raw_ipv6 = config.ipv6 and ":" in config.addr
         self.run(**options)
 
     @property
@@ -143,11 +149,7 @@ class Command(StaticfilesRunserverCommand):
             listener = reloader.inherited_listener()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
-            # runserver's own get_check_kwargs() returns no tags (its checks run here, once
-            # per generation); the full set is BaseCommand's, as runserver's inner_run uses.
-            check_kwargs = BaseCommand.get_check_kwargs(self, options)
-            check_kwargs["display_num_errors"] = True
-            self.check(**check_kwargs)
+            self.check(**system_check_kwargs(self, options))
         try:
             self.check_migrations()
         except DatabaseError as exc:
