@@ -94,6 +94,19 @@ def _settings_problem() -> str | None:
     return None
 
 
+def _ensure_cserver_app() -> None:
+    """Make runcserver and cserver's commands available to a project that does not list the app.
+
+    A project set up with `cserver init` runs `python -m cserver runcserver` without editing
+    its settings; the app is added for commands run through `cserver` only.
+    """
+    from django.conf import settings
+
+    apps = list(settings.INSTALLED_APPS)
+    if not any(app == "cserver" or app.startswith("cserver.apps.") for app in apps):
+        settings.INSTALLED_APPS = [*apps, "cserver"]
+
+
 def _unknown_command(command: str) -> str | None:
     """Set Django up and return a one-line error if command is not a management command."""
     import django
@@ -210,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = _settings_problem()
     if problem is not None:
         return _error(problem)
+    _ensure_cserver_app()
     try:
         apply_database_override()
     except DatabaseOverrideError as exc:

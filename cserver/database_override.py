@@ -14,8 +14,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from cserver.redact import redact_url
-
 OVERRIDE_VAR = "CSERVER_DATABASE_URL"
 _LOCATION_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
 
@@ -26,14 +24,14 @@ class DatabaseOverrideError(Exception):
 
 def overridden_database(url: str, current: Mapping[str, Any]) -> dict[str, Any]:
     """current (DATABASES['default']) with its location taken from url."""
-    import dj_database_url
+    from django.core.exceptions import ImproperlyConfigured
+
+    from cserver.demo.dburl import parse_database_url
 
     try:
-        parsed = dict(dj_database_url.parse(url))
-    except ValueError as exc:
-        raise DatabaseOverrideError(
-            f"{OVERRIDE_VAR}={redact_url(url)!r} is not valid: {exc}"
-        ) from None
+        parsed = parse_database_url(url, name=OVERRIDE_VAR)
+    except ImproperlyConfigured as exc:  # one line, password already hidden
+        raise DatabaseOverrideError(str(exc)) from None
     kept = {k: v for k, v in current.items() if k not in _LOCATION_KEYS}
     location = {k: parsed[k] for k in _LOCATION_KEYS if k in parsed}
     return {**kept, **location}

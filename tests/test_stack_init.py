@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -244,3 +246,98 @@ def test_wheel_is_reproducible_and_complete(tmp_path: Path) -> None:
             if digest:
                 raw = hashlib.sha256(archive.read(name)).digest()
                 assert digest == "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_cserver_commands_run_in_a_project_without_the_app(tmp_path: Path) -> None:
+    """runcserver through `cserver` needs no change to INSTALLED_APPS; CSERVER_DATABASE_URL
+    replaces DATABASES['default'] there and keeps the project's connection settings."""
+    root = startproject(tmp_path / "p")
+    settings = root / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + "\nDATABASES['default']['CONN_MAX_AGE'] = 30\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CSERVER_", "DJANGO_"))},
+        "DJANGO_SETTINGS_MODULE": "mysite.settings",
+    }
+    helped = subprocess.run(
+        [sys.executable, "-m", "cserver", "runcserver", "--help"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert helped.returncode == 0, helped.stderr
+    show = "from django.db import connection as c; s = c.settings_dict; "
+    show += "print(s['ENGINE'], s['NAME'], s['HOST'], s['CONN_MAX_AGE'])"
+    url = "postgres://u:secret@db.example:5432/shop"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cserver", "shell", "-c", show],
+        cwd=root,
+        env={**env, "CSERVER_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.splitlines()[-1].split() == [
+        "django.db.backends.postgresql",
+        "shop",
+        "db.example",
+        "30",
+    ]
+    plain = subprocess.run(
+        [sys.executable, "-m", "cserver", "shell", "-c", show],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert plain.stdout.splitlines()[-1].split()[0] == "django.db.backends.sqlite3"
+    bad = subprocess.run(
+        [sys.executable, "-m", "cserver", "check"],
+        cwd=root,
+        env={**env, "CSERVER_DATABASE_URL": "mysql://u:secret@h/x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    [line] = bad.stderr.strip().splitlines()
+    assert line.startswith("cserver: error: CSERVER_DATABASE_URL='mysql://u:***@h/x' is not valid")
+    assert "secret" not in bad.stderr
+
+
+def test_doctor_reports_a_bad_env_value_like_runcserver(tmp_path: Path) -> None:
+    root = startproject(tmp_path / "p")
+    assert cserver("init", cwd=root).returncode == 0
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    (root / ".env").write_text(f"CSERVER_WORKERS=0\nCSERVER_HOST_PORT={port}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CSERVER_", "DJANGO_"))}
+    doctor = subprocess.run(
+        [sys.executable, "-m", "cserver", "doctor"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert doctor.returncode == 1
+    assert "Traceback" not in doctor.stdout + doctor.stderr
+    runcserver = subprocess.run(
+        [sys.executable, "-m", "cserver", "runcserver", "--noreload"],
+        cwd=root,
+        env={**env, "DJANGO_SETTINGS_MODULE": "mysite.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    busy.close()
+    [message] = [line for line in runcserver.stderr.splitlines() if "CSERVER_WORKERS" in line]
+    assert message.startswith("Error: ")
+    lines = doctor.stdout.splitlines()
+    assert f"problem {message.removeprefix('Error: ')}" in lines, lines
+    assert any(line.startswith(f"problem 127.0.0.1:{port} is not free") for line in lines), lines
+    assert any(line.startswith("ok      settings mysite.settings import") for line in lines)

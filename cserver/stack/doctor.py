@@ -123,11 +123,13 @@ def check_port(variables: Mapping[str, str]) -> Iterator[Finding]:
     yield Finding("ok", f"{host}:{port} is free for web")
 
 
-def check_env(root: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
-    """Every CSERVER_* value in .env and the environment is valid for the settings model."""
+def check_env(env_file: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
+    """Every CSERVER_* value in .env and the environment is valid for the settings model.
+
+    env_file is the path as the user typed the project, so messages name it like runcserver's.
+    """
     from cserver.config import ConfigError, load_config
 
-    env_file = root / ".env"
     where = ".env and the environment" if env_file.is_file() else "the environment (no .env)"
     try:
         load_config(
@@ -224,7 +226,7 @@ def main(argv: list[str]) -> int:
         check_engine,
         check_compose,
         lambda: check_port(variables),
-        lambda: check_env(root, os.environ),
+        lambda: check_env(Path(options.path) / ".env", os.environ),
         lambda: check_settings(root),
     ]
     problems = 0
