@@ -180,6 +180,15 @@ def test_detection_of_a_configured_project(tmp_path: Path) -> None:
     assert (overridden.media_dir, overridden.static_root) == (None, None)
 
 
+def test_python_line_from_an_existing_dockerfile(tmp_path: Path) -> None:
+    root = startproject(tmp_path / "p")
+    (root / "Dockerfile").write_text("FROM python:3.12-slim-bookworm AS builder\nRUN true\n")
+    project = detect(root)
+    assert (project.python_line, project.sources["python"]) == ("3.12", "FROM in ./Dockerfile")
+    (root / ".python-version").write_text("3.13\n")  # an explicit pin wins
+    assert detect(root).python_line == "3.13"
+
+
 def test_pyproject_src_layout_and_uv_lock(tmp_path: Path) -> None:
     root = tmp_path / "p"
     startproject(root / "src", "shop")

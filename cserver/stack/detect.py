@@ -42,6 +42,7 @@ REQUIREMENTS_FILES = (
 _READS_DATABASE_URL = re.compile(r"DATABASE_URL|dj_database_url\.(config|parse)\(|\benv\.db\(")
 _SETTINGS_IN_MANAGE = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)[\s=]+(\S+)")
+_FROM_PYTHON = re.compile(r"^FROM\s+(?:--\S+\s+)*python:(\d+\.\d+)", re.M | re.I)
 _RELATIVE_DIR = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
 
 DepsKind = Literal["requirements", "pyproject", "uv", "cserver"]
@@ -277,6 +278,12 @@ def _python_line(root: Path, wanted: str | None, pyproject: dict | None) -> tupl
                 f"supports ({', '.join(SUPPORTED_PYTHON_LINES)}); pass --python X.Y"
             )
         return allowed[-1], f"requires-python {requires!r}, newest supported line"
+    dockerfile = root / "Dockerfile"
+    if dockerfile.is_file():
+        # A production image's base names the line the project already runs on.
+        match = _FROM_PYTHON.search(dockerfile.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            return check_python_line(match.group(1), "Dockerfile FROM"), "FROM in ./Dockerfile"
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     return host, "the Python running cserver"
 
