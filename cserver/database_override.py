@@ -5,7 +5,8 @@ user's settings file, the commands run through `cserver` (runcserver, migrate, p
 replace DATABASES["default"] before anything connects. manage.py, WSGI and production never
 read this variable. The connection behaviour of the project's own entry is kept
 (CONN_MAX_AGE, CONN_HEALTH_CHECKS, ATOMIC_REQUESTS, TEST, ...); only where the database is
-and how to log in (ENGINE, NAME, USER, PASSWORD, HOST, PORT, OPTIONS) change.
+and how to log in (ENGINE, NAME, USER, PASSWORD, HOST, PORT, OPTIONS) change, and
+django.contrib.postgres joins INSTALLED_APPS when the database becomes PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 OVERRIDE_VAR = "CSERVER_DATABASE_URL"
+POSTGRESQL = "django.db.backends.postgresql"
+POSTGRES_APP = "django.contrib.postgres"
 _LOCATION_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
 
 
@@ -46,4 +49,9 @@ def apply_database_override(environ: Mapping[str, str] | None = None) -> bool:
 
     databases = settings.DATABASES
     databases["default"] = overridden_database(url, databases.get("default", {}))
+    apps = list(settings.INSTALLED_APPS)
+    if databases["default"]["ENGINE"] == POSTGRESQL and POSTGRES_APP not in apps:
+        # Settings written for SQLite now meet PostgreSQL: apps that detect it (Wagtail's
+        # search index, for one) fail their checks without django.contrib.postgres.
+        settings.INSTALLED_APPS = [*apps, POSTGRES_APP]
     return True

@@ -277,7 +277,8 @@ def test_cserver_commands_run_in_a_project_without_the_app(tmp_path: Path) -> No
     )
     assert helped.returncode == 0, helped.stderr
     show = "from django.db import connection as c; s = c.settings_dict; "
-    show += "print(s['ENGINE'], s['NAME'], s['HOST'], s['CONN_MAX_AGE'])"
+    show += "print(s['ENGINE'], s['NAME'], s['HOST'], s['CONN_MAX_AGE']); "
+    show += "from django.apps import apps; print(apps.is_installed('django.contrib.postgres'))"
     url = "postgres://u:secret@db.example:5432/shop"
     proc = subprocess.run(
         [sys.executable, "-m", "cserver", "shell", "-c", show],
@@ -287,12 +288,9 @@ def test_cserver_commands_run_in_a_project_without_the_app(tmp_path: Path) -> No
         text=True,
         timeout=60,
     )
-    assert proc.stdout.splitlines()[-1].split() == [
-        "django.db.backends.postgresql",
-        "shop",
-        "db.example",
-        "30",
-    ]
+    *_, location, postgres_app = proc.stdout.splitlines()
+    assert location.split() == ["django.db.backends.postgresql", "shop", "db.example", "30"]
+    assert postgres_app == "True"  # what apps that detect PostgreSQL need
     plain = subprocess.run(
         [sys.executable, "-m", "cserver", "shell", "-c", show],
         cwd=root,
@@ -301,7 +299,8 @@ def test_cserver_commands_run_in_a_project_without_the_app(tmp_path: Path) -> No
         text=True,
         timeout=60,
     )
-    assert plain.stdout.splitlines()[-1].split()[0] == "django.db.backends.sqlite3"
+    assert plain.stdout.splitlines()[-2].split()[0] == "django.db.backends.sqlite3"
+    assert plain.stdout.splitlines()[-1] == "False"
     bad = subprocess.run(
         [sys.executable, "-m", "cserver", "check"],
         cwd=root,

@@ -224,7 +224,7 @@ def _deps(root: Path, wanted: str | None, pyproject: dict | None) -> tuple[Deps,
     else:
         found = [name for name in REQUIREMENTS_FILES if (root / name).is_file()]
         if found:
-            choice, source = found[0], f"{found[0]} (first of {', '.join(REQUIREMENTS_FILES)})"
+            choice, source = found[0], f"{found[0]} found"
         elif pyproject is not None and "dependencies" in pyproject.get("project", {}):
             choice, source = "pyproject.toml", "pyproject.toml [project].dependencies"
         else:
