@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from pydantic import PlainValidator
+from pydantic_core import PydanticCustomError
+
 # The words pydantic also accepts for a bool, so a value means the same wherever it is read.
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
@@ -20,3 +25,15 @@ def parse_bool(value: object) -> bool | None:
         if word in FALSE_WORDS:
             return False
     return None
+
+
+def _bool(value: Any) -> bool:
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise PydanticCustomError("bool_parsing", "not a boolean")
+    return parsed
+
+
+# A bool field of a pydantic model that reads text with parse_bool: pydantic's own bool would
+# be a second parser, with its own idea of which words count.
+Bool = Annotated[bool, PlainValidator(_bool, json_schema_input_type=bool)]

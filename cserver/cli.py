@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from difflib import get_close_matches
 
 from cserver import __version__
+from cserver.database_override import DatabaseOverrideError, apply_database_override
 
 DEMO_SETTINGS = "cserver.demo.settings"
 PROG = "cserver"
 
 # Short names for cserver's management commands.
+# Commands about the compose stack: they read a project's files, not its settings.
+STACK_COMMANDS = frozenset({"init", "doctor"})
+
 ALIASES = {"config": "cserver_config", "probe": "cserver_probe"}
 
 # Server commands skip the up-front django.setup(): Django's autoreloader must be the one
@@ -31,6 +36,8 @@ Commands:
   runcserver [addrport]    the concurrent development server, a drop-in for runserver
   config [args]            show cserver's resolved configuration and where each value comes from
   probe [args]             probe a running server's concurrency and database connection reuse
+  init [PATH]              write the compose dev environment (PostgreSQL) into a Django project
+  doctor [PATH]            check Docker, Compose, the port, .env and the settings before `up`
   <manage.py command>      any Django management command: migrate, runserver, shell, check, ...
                            ('{PROG} help' lists them, '{PROG} help <command>' explains one)
 
@@ -87,6 +94,19 @@ def _settings_problem() -> str | None:
     return None
 
 
+def _ensure_cserver_app() -> None:
+    """Make runcserver and cserver's commands available to a project that does not list the app.
+
+    A project set up with `cserver init` runs `python -m cserver runcserver` without editing
+    its settings; the app is added for commands run through `cserver` only.
+    """
+    from django.conf import settings
+
+    apps = list(settings.INSTALLED_APPS)
+    if not any(app == "cserver" or app.startswith("cserver.apps.") for app in apps):
+        settings.INSTALLED_APPS = [*apps, "cserver"]
+
+
 def _unknown_command(command: str) -> str | None:
     """Set Django up and return a one-line error if command is not a management command."""
     import django
@@ -96,7 +116,7 @@ def _unknown_command(command: str) -> str | None:
     commands = get_commands()
     if command in commands or command == "help":
         return None
-    names = ["demo", *ALIASES, *commands]
+    names = ["demo", *STACK_COMMANDS, *ALIASES, *commands]
     close = get_close_matches(command, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return (
@@ -156,6 +176,26 @@ def _demo(args: list[str]) -> int:
     return run_management_command(["runcserver", *args])
 
 
+def _stack_command(name: str, args: list[str]) -> int:
+    """init and doctor work on a project's files, before (or without) its settings loading."""
+    if name == "init":
+        from cserver.stack.init_command import main as init_main
+
+        return _run_argparse(init_main, args)
+    from cserver.stack.doctor import main as doctor_main
+
+    return _run_argparse(doctor_main, args)
+
+
+def _run_argparse(command: Callable[[list[str]], int], args: list[str]) -> int:
+    try:
+        return command(args)
+    except SystemExit as exc:  # argparse: --help, or a usage error already printed
+        return _exit_status(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cserver` console script and `python -m cserver`."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -175,12 +215,19 @@ def main(argv: list[str] | None = None) -> int:
             f"unrecognized option {args[0]!r}: expected a command first "
             f"(demo, config, probe, runcserver, a manage.py command) or --help / --version"
         )
+    if args[0] in STACK_COMMANDS:
+        return _stack_command(args[0], args[1:])
     command, rest = ALIASES.get(args[0], args[0]), args[1:]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEMO_SETTINGS)
     _apply_default_options(rest)
     problem = _settings_problem()
     if problem is not None:
         return _error(problem)
+    _ensure_cserver_app()
+    try:
+        apply_database_override()
+    except DatabaseOverrideError as exc:
+        return _error(str(exc))
     try:
         if command == "demo":
             return _demo(rest)

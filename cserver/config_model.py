@@ -13,12 +13,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainValidator, StringConstraints, field_validator
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from cserver.booleans import parse_bool
+from cserver.booleans import Bool
 from cserver.config_sources import ENV_PREFIX, ConfigError, Origin, gather
 
 Mode = Literal["thread", "pool", "fork"]
@@ -41,17 +41,6 @@ class Cli:
 def cli_of(info: FieldInfo) -> Cli:
     """The command-line declaration of a field."""
     return next(m for m in info.metadata if isinstance(m, Cli))
-
-
-def _bool(value: Any) -> bool:
-    parsed = parse_bool(value)
-    if parsed is None:
-        raise PydanticCustomError("bool_parsing", "not a boolean")
-    return parsed
-
-
-# pydantic's own bool would be a second parser, with its own idea of which words count.
-Bool = Annotated[bool, PlainValidator(_bool, json_schema_input_type=bool)]
 
 
 def _strip_brackets(value: Any) -> Any:

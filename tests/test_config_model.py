@@ -67,7 +67,7 @@ def test_one_boolean_parser_everywhere(word: str) -> None:
 
     from cserver.config import ConfigError
     from cserver.demo.dburl import parse_database_url
-    from cserver.demo.env import env_bool
+    from cserver.demo.env import load_demo_env
 
     expected = parse_bool(word.upper())
     assert expected == (True if word in TRUE_WORDS else False if word in FALSE_WORDS else None)
@@ -79,7 +79,9 @@ def test_one_boolean_parser_everywhere(word: str) -> None:
     except ConfigError:
         from_config = None
     try:
-        from_demo: bool | None = env_bool({"X": word}, "X", default=False)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DJANGO_DEBUG", word)
+            from_demo: bool | None = load_demo_env().debug
     except ImproperlyConfigured:
         from_demo = None
     try:

@@ -21,8 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url, redact
-from cserver.demo.env import conn_max_age, database_from_env, env_bool, env_choice
+from cserver.demo.dburl import SQLITE_OPTIONS, parse_database_url
+from cserver.demo.env import DemoEnv, database_settings, load_demo_env
+from cserver.redact import redact_url as redact
 from testkit.serverproc import ServerProcess, server_env
 
 TIMEOUT = 10  # seconds, for every HTTP request
@@ -190,57 +191,90 @@ def test_redact_keeps_what_is_not_secret() -> None:
 # -- other environment variables -----------------------------------------------------------
 
 
+DEMO_VARIABLES = [str(f.validation_alias.choices[0]) for f in DemoEnv.model_fields.values()]
+
+
+def demo_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> DemoEnv:
+    """The model read from an environment holding only these demo variables."""
+    for name in DEMO_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return load_demo_env()
+
+
+def demo_db(monkeypatch: pytest.MonkeyPatch, **values: str) -> dict[str, Any]:
+    """DATABASES["default"] as the demo's settings build it from these variables."""
+    return database_settings(demo_env(monkeypatch, **values))
+
+
+def test_defaults_without_any_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = demo_env(monkeypatch)
+    assert (env.debug, env.allowed_host_list, env.log_level) == (True, ["*"], "INFO")
+    assert env.secret_key.startswith("django-insecure-")
+    assert "secret_key" not in repr(env) and "database_url" not in repr(env)
+    hosts = demo_env(monkeypatch, DJANGO_ALLOWED_HOSTS=" a.test, ,127.0.0.1 ")
+    assert hosts.allowed_host_list == ["a.test", "127.0.0.1"]
+    # compose passes unset variables as "": that is the default, not an error.
+    assert demo_env(monkeypatch, DJANGO_DEBUG="", DJANGO_CONN_MAX_AGE="").debug is True
+
+
 def test_default_database_is_sqlite_file_in_cwd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    db = database_from_env({})
+    db = demo_db(monkeypatch)
     assert db["ENGINE"] == "django.db.backends.sqlite3"
     assert db["NAME"] == str(tmp_path / "cserver-demo.sqlite3")
     assert db["OPTIONS"] == SQLITE_OPTIONS
     assert (db["CONN_MAX_AGE"], db["CONN_HEALTH_CHECKS"]) == (0, False)
-    db = database_from_env({"CSERVER_DEMO_SQLITE": "other.db", "DJANGO_CONN_HEALTH_CHECKS": "yes"})
+    db = demo_db(monkeypatch, CSERVER_DEMO_SQLITE="other.db", DJANGO_CONN_HEALTH_CHECKS="yes")
     assert (db["NAME"], db["CONN_HEALTH_CHECKS"]) == (str(tmp_path / "other.db"), True)
     # DATABASE_URL wins over CSERVER_DEMO_SQLITE
-    db = database_from_env({"CSERVER_DEMO_SQLITE": "other.db", "DATABASE_URL": "postgres://h/d"})
+    db = demo_db(monkeypatch, CSERVER_DEMO_SQLITE="other.db", DATABASE_URL="postgres://h/d")
     assert db["ENGINE"] == "django.db.backends.postgresql"
 
 
 @pytest.mark.parametrize(
     ("value", "expected"), [("None", None), ("none", None), ("0", 0), ("600", 600), ("", 0)]
 )
-def test_conn_max_age(value: str, expected: int | None) -> None:
-    assert conn_max_age({"DJANGO_CONN_MAX_AGE": value}) == expected
+def test_conn_max_age(monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None) -> None:
+    assert demo_env(monkeypatch, DJANGO_CONN_MAX_AGE=value).conn_max_age == expected
 
 
 @pytest.mark.parametrize("value", ["-1", "forever", "1.5", "²"])
-def test_bad_conn_max_age(value: str) -> None:
+def test_bad_conn_max_age(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     with pytest.raises(ImproperlyConfigured, match=r"^DJANGO_CONN_MAX_AGE=.* None"):
-        conn_max_age({"DJANGO_CONN_MAX_AGE": value})
+        demo_env(monkeypatch, DJANGO_CONN_MAX_AGE=value)
 
 
-def test_bools_and_choices() -> None:
-    assert env_bool({"X": "On"}, "X", False) is True
-    assert env_bool({"X": "0"}, "X", True) is False
-    assert env_bool({}, "X", True) is True
-    with pytest.raises(ImproperlyConfigured, match=r"^X='maybe' is not valid: expected true or"):
-        env_bool({"X": "maybe"}, "X", False)
-    assert env_choice({"L": "warning"}, "L", "INFO", ("INFO", "WARNING")) == "WARNING"
-    with pytest.raises(ImproperlyConfigured, match="expected one of INFO, WARNING"):
-        env_choice({"L": "loud"}, "L", "INFO", ("INFO", "WARNING"))
+def test_bools_and_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert demo_env(monkeypatch, DJANGO_DEBUG="On").debug is True
+    assert demo_env(monkeypatch, DJANGO_DEBUG="0").debug is False
+    with pytest.raises(
+        ImproperlyConfigured, match=r"^DJANGO_DEBUG='maybe' is not valid: expected true or false$"
+    ):
+        demo_env(monkeypatch, DJANGO_DEBUG="maybe")
+    assert demo_env(monkeypatch, DJANGO_LOG_LEVEL="warning").log_level == "WARNING"
+    with pytest.raises(ImproperlyConfigured, match="expected one of DEBUG, INFO, WARNING, ERROR"):
+        demo_env(monkeypatch, DJANGO_LOG_LEVEL="loud")
+    # Every bad variable is named, on one line.
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        demo_env(monkeypatch, DJANGO_DB_POOL="2", DJANGO_CONN_MAX_AGE="x")
+    assert "DJANGO_DB_POOL='2'" in str(excinfo.value)
+    assert "DJANGO_CONN_MAX_AGE='x'" in str(excinfo.value)
+    assert "\n" not in str(excinfo.value)
 
 
 @pytest.mark.skipif(django.VERSION < (5, 1), reason="Django's PostgreSQL pool is new in 5.1")
-def test_pool_is_postgres_only_and_needs_conn_max_age_zero() -> None:
+def test_pool_is_postgres_only_and_needs_conn_max_age_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgres://u:pw@h/d"
-    db = database_from_env({"DATABASE_URL": url, "DJANGO_DB_POOL": "true"})
+    db = demo_db(monkeypatch, DATABASE_URL=url, DJANGO_DB_POOL="true")
     assert db["OPTIONS"]["pool"] is True
-    with pytest.raises(ImproperlyConfigured, match=r"^DJANGO_DB_POOL='true' .*SQLite"):
-        database_from_env({"DJANGO_DB_POOL": "true"})
+    with pytest.raises(ImproperlyConfigured, match=r"^DJANGO_DB_POOL=true .*SQLite"):
+        demo_db(monkeypatch, DJANGO_DB_POOL="true")
     with pytest.raises(ImproperlyConfigured, match="DJANGO_CONN_MAX_AGE=None"):
-        database_from_env(
-            {"DATABASE_URL": url, "DJANGO_DB_POOL": "1", "DJANGO_CONN_MAX_AGE": "None"}
-        )
+        demo_db(monkeypatch, DATABASE_URL=url, DJANGO_DB_POOL="1", DJANGO_CONN_MAX_AGE="None")
 
 
 def test_pool_on_a_django_without_one_says_which_release_has_it(
@@ -249,7 +283,7 @@ def test_pool_on_a_django_without_one_says_which_release_has_it(
     # Only the version check is faked: the message must name the installed release.
     monkeypatch.setattr("cserver.demo.env.HAS_DB_POOL", False)
     with pytest.raises(ImproperlyConfigured, match=r"needs Django 5\.1 or later \(installed: "):
-        database_from_env({"DATABASE_URL": "postgres://u:pw@h/d", "DJANGO_DB_POOL": "true"})
+        demo_db(monkeypatch, DATABASE_URL="postgres://u:pw@h/d", DJANGO_DB_POOL="true")
 
 
 # -- views -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cserver.booleans import parse_bool
 from cserver.compat import supported_sqlite_options
+from cserver.redact import redact_url
 
 ACCEPTED = (
     "expected postgres://USER:PASSWORD@HOST:PORT/NAME (or postgresql://) "
@@ -33,30 +34,8 @@ POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
 _ISOLATION_LEVELS = ("read_uncommitted", "read_committed", "repeatable_read", "serializable")
 
 
-def redact(url: str) -> str:
-    """Return url with any password replaced by ***, even when the URL is malformed."""
-    scheme_end = url.find("://")
-    head = scheme_end + 3 if scheme_end >= 0 else 0
-    at = url.rfind("@")
-    if at >= head:
-        user, colon, _ = url[head:at].partition(":")
-        return f"{url[:head]}{user}:***{url[at:]}" if colon else url
-    # No user info: a non-numeric "port" is most likely a password typed without user@host.
-    netloc_end = min((i for i in map(url.find, "/?#", [head] * 3) if i >= 0), default=len(url))
-    netloc = url[head:netloc_end]
-    if netloc.startswith("["):  # [IPv6]:port
-        host, colon, port = netloc.rpartition(":")
-        if "]" in port:
-            return url
-    else:
-        host, colon, port = netloc.partition(":")
-    if colon and not port.isdigit():
-        return f"{url[:head]}{host}:***{url[netloc_end:]}"
-    return url
-
-
 def _error(url: str, reason: str, name: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"{name}={redact(url)!r} is not valid: {reason}; {ACCEPTED}")
+    return ImproperlyConfigured(f"{name}={redact_url(url)!r} is not valid: {reason}; {ACCEPTED}")
 
 
 def _postgres_options(query: str, url: str, name: str) -> dict[str, Any]:

@@ -13,15 +13,13 @@ DJANGO_LOG_LEVEL         django.server request log level; WARNING hides it (defa
 
 from __future__ import annotations
 
-import os
+from cserver.demo.env import database_settings, load_demo_env
 
-from cserver.demo.env import database_from_env, env_bool, env_choice, env_list
+_env = load_demo_env()
 
-_env = os.environ
-
-SECRET_KEY = _env.get("DJANGO_SECRET_KEY") or "django-insecure-cserver-demo-only-for-local-use"
-DEBUG = env_bool(_env, "DJANGO_DEBUG", True)
-ALLOWED_HOSTS = env_list(_env, "DJANGO_ALLOWED_HOSTS", "*")
+SECRET_KEY = _env.secret_key
+DEBUG = _env.debug
+ALLOWED_HOSTS = _env.allowed_host_list
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
@@ -46,7 +44,7 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_from_env(_env)}
+DATABASES = {"default": database_settings(_env)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 STATIC_URL = "static/"
@@ -56,7 +54,7 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 USE_I18N = False
 
-_LOG_LEVEL = env_choice(_env, "DJANGO_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+_LOG_LEVEL = _env.log_level
 
 # The request log ("[date] "GET /hello HTTP/1.1" 200 13") on the console, as runserver shows it.
 LOGGING = {

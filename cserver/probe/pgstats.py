@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from cserver.probe.client import Target
 
@@ -21,16 +21,6 @@ class PgStatsError(Exception):
 def is_postgres_url(url: str | None) -> bool:
     """True for postgres:// and postgresql:// URLs."""
     return bool(url) and urlsplit(url or "").scheme in ("postgres", "postgresql")
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
 
 
 def _scrub(message: str, url: str) -> str:

@@ -13,9 +13,9 @@ from cserver.probe.pgstats import (
     PgStatsError,
     fetch_server_stats,
     is_postgres_url,
-    mask_url,
 )
 from cserver.probe.report import summarise
+from cserver.redact import redact_url
 
 DEFAULT_URL = "http://127.0.0.1:8000/whoami"
 
@@ -104,7 +104,7 @@ def run_probe(
     target = parse_target(opts.url)
     reason = check_reachable(target, timeout=min(opts.timeout, 5.0))
     if reason is not None:
-        raise ProbeConnectError(f"cannot connect to {mask_url(opts.url)}: {reason}")
+        raise ProbeConnectError(f"cannot connect to {redact_url(opts.url)}: {reason}")
     watch = _DbWatch(opts, target)
     watch.start()
     plan = LoadPlan(
@@ -120,14 +120,14 @@ def run_probe(
     finally:
         db = watch.finish()
     return {
-        "url": mask_url(opts.url),
+        "url": redact_url(opts.url),
         "requests_planned": opts.requests,
         "concurrency": opts.concurrency,
         "keepalive": opts.keepalive,
         "timeout_s": opts.timeout,
         "duration_limit_s": opts.duration_limit,
         "settle_s": opts.settle,
-        "database_url": mask_url(opts.database_url) if opts.database_url else None,
+        "database_url": redact_url(opts.database_url) if opts.database_url else None,
         **summarise(result),
         **db,
     }

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cserver.probe import DEFAULT_URL, ProbeConnectError, ProbeOptions, run_probe
 from cserver.probe.client import TargetError, parse_target
-from cserver.probe.pgstats import mask_url
 from cserver.probe.report import ProgressBar, format_table
+from cserver.redact import redact_url
 
 _FLAGS = (
     "-n/--requests, -c/--concurrency, --new-socket, --keepalive, --timeout, "
@@ -105,7 +105,7 @@ class Command(BaseCommand):
             parse_target(url)
         except TargetError as exc:
             raise CommandError(
-                f"URL {mask_url(url)!r} is not valid: {exc} (expected http://HOST[:PORT]/PATH)",
+                f"URL {redact_url(url)!r} is not valid: {exc} (expected http://HOST[:PORT]/PATH)",
                 returncode=2,
             ) from None
         database_url = options["database_url"] or os.environ.get("DATABASE_URL") or None

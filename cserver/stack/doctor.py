@@ -1,0 +1,238 @@
+"""`cserver doctor [PATH]`: what would go wrong with `docker compose up`, one line per finding."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+PROG = "cserver doctor"
+# `develop.watch` became part of Compose in 2.22.
+WATCH_SINCE = (2, 22)
+TIMEOUT = 20
+
+Level = Literal["ok", "note", "problem"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    text: str
+
+    def line(self) -> str:
+        return f"{self.level:<8}{self.text}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_engine() -> Iterator[Finding]:
+    """The Docker engine answers, through the docker SDK; its version."""
+    try:
+        import docker
+    except ImportError:
+        yield Finding("problem", "the docker SDK is not installed: pip install 'cserver[docker]'")
+        return
+    try:
+        client = docker.from_env(timeout=TIMEOUT)  # type: ignore[attr-defined]
+        try:
+            version = client.version()
+        finally:
+            client.close()
+    except Exception as exc:  # the SDK raises many kinds; every one means "no engine"
+        yield Finding("problem", f"no Docker engine answers: {_one_line(exc)}")
+        return
+    api = version.get("ApiVersion", "?")
+    yield Finding("ok", f"Docker engine {version.get('Version', '?')} (API {api})")
+
+
+def check_compose() -> Iterator[Finding]:
+    """Compose v2 is installed and new enough for `develop.watch`."""
+    try:
+        proc = subprocess.run(
+            ["docker", "compose", "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        yield Finding("problem", f"`docker compose version` failed: {_one_line(exc)}")
+        return
+    if proc.returncode != 0:
+        yield Finding("problem", "Docker Compose v2 (`docker compose`) is not installed")
+        return
+    text = proc.stdout.strip().lstrip("v")
+    match = re.match(r"(\d+)\.(\d+)", text)
+    if not match:
+        yield Finding("problem", f"cannot read the Compose version from {text!r}")
+        return
+    found = (int(match.group(1)), int(match.group(2)))
+    if found < WATCH_SINCE:
+        yield Finding(
+            "problem",
+            f"Docker Compose {text} has no `develop.watch` (needs 2.22 or newer): "
+            "`docker compose up` works, `docker compose watch` does not",
+        )
+    else:
+        yield Finding("ok", f"Docker Compose {text} (develop.watch supported)")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines of a .env file, as Compose reads them for interpolation."""
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def published_address(variables: Mapping[str, str]) -> tuple[str, str]:
+    """(host address, port) web is published on, resolved like compose.yaml does."""
+
+    def first(*names: str, default: str) -> str:
+        return next((variables[n] for n in names if variables.get(n)), default)
+
+    host = first("CSERVER_HOST_ADDR", "CSERVER_ADDR", default="127.0.0.1")
+    port = first("CSERVER_HOST_PORT", "CSERVER_PORT", default="8000")
+    return host, port
+
+
+def check_port(variables: Mapping[str, str]) -> Iterator[Finding]:
+    """The address web is published on can be bound now."""
+    host, port = published_address(variables)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        yield Finding("problem", f"published port {port!r} is not valid: expected 1 to 65535")
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, int(port)))
+    except OSError as exc:
+        yield Finding(
+            "problem",
+            f"{host}:{port} is not free ({exc.strerror or exc}): set CSERVER_HOST_PORT in .env "
+            "(or stop what uses it; a running stack of this project holds it too)",
+        )
+        return
+    yield Finding("ok", f"{host}:{port} is free for web")
+
+
+def check_env(env_file: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
+    """Every CSERVER_* value in .env and the environment is valid for the settings model.
+
+    env_file is the path as the user typed the project, so messages name it like runcserver's.
+    """
+    from cserver.config import ConfigError, load_config
+
+    where = ".env and the environment" if env_file.is_file() else "the environment (no .env)"
+    try:
+        load_config(
+            {},
+            environ=environ,
+            env_file=env_file if env_file.is_file() else None,
+            django_settings=False,
+        )
+    except ConfigError as exc:
+        for problem in exc.problems:
+            yield Finding("problem", problem)
+        return
+    yield Finding("ok", f"CSERVER_* values in {where} are valid")
+
+
+def check_settings(root: Path) -> Iterator[Finding]:
+    """The settings module imports here (with the host's packages)."""
+    from cserver.stack.detect import DetectError, detect
+
+    try:
+        project = detect(root)
+    except DetectError as exc:
+        yield Finding("problem", str(exc))
+        return
+    module = project.settings_module
+    path = str(root / project.source_root) if project.source_root else str(root)
+    code = (
+        "import importlib, sys\n"
+        f"sys.path.insert(0, {path!r})\n"
+        "try:\n"
+        f"    importlib.import_module({module!r})\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print('missing', exc.name); sys.exit(3)\n"
+        "except BaseException as exc:\n"
+        "    print(type(exc).__name__ + ': ' + ' '.join(str(exc).split())); sys.exit(4)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        yield Finding("problem", f"importing {module} took longer than 60 s")
+        return
+    lines = proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines() or [""]
+    detail = lines[-1]
+    if proc.returncode == 0:
+        yield Finding("ok", f"settings {module} import")
+    elif proc.returncode == 3:
+        missing = detail.removeprefix("missing ").strip()
+        top = module.split(".")[0]
+        if missing.split(".")[0] == top:
+            yield Finding("problem", f"settings {module} do not import: no module named {missing}")
+        else:
+            yield Finding(
+                "note",
+                f"settings {module} need {missing!r}, not installed here; "
+                "the image installs the project's dependencies",
+            )
+    else:
+        yield Finding("problem", f"settings {module} do not import: {detail}")
+
+
+def check_files(root: Path) -> Iterator[Finding]:
+    """compose.yaml and the Dockerfile are there (`cserver init` writes them)."""
+    missing = [n for n in ("compose.yaml", "docker/Dockerfile") if not (root / n).is_file()]
+    if missing:
+        yield Finding("problem", f"{', '.join(missing)} missing in {root}: run cserver init first")
+    else:
+        yield Finding("ok", "compose.yaml and docker/Dockerfile present")
+
+
+def main(argv: list[str]) -> int:
+    """Run every check; print one line per finding; 1 if any is a problem."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Check what `docker compose up` needs, one line per finding."
+    )
+    parser.add_argument("path", nargs="?", default=".", help="the project (default: .)")
+    options = parser.parse_args(argv)
+    root = Path(options.path).resolve()
+    if not root.is_dir():
+        print(f"{PROG}: error: {options.path!r} is not a directory", file=sys.stderr)
+        return 1
+    env_file = root / ".env"
+    # Compose reads .env for interpolation; the process environment wins over it.
+    variables = {**(read_env_file(env_file) if env_file.is_file() else {}), **os.environ}
+    checks: list[Callable[[], Iterator[Finding]]] = [
+        lambda: check_files(root),
+        check_engine,
+        check_compose,
+        lambda: check_port(variables),
+        lambda: check_env(Path(options.path) / ".env", os.environ),
+        lambda: check_settings(root),
+    ]
+    problems = 0
+    for check in checks:
+        for finding in check():
+            print(finding.line(), flush=True)
+            problems += finding.level == "problem"
+    print(f"{problems} problem(s)" if problems else "ready: docker compose up --build")
+    return 1 if problems else 0

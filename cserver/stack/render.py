@@ -1,0 +1,92 @@
+"""The dev environment's files for a detected project, rendered from the package's templates."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from cserver import __version__
+from cserver.stack.detect import DEFAULT_DRIVER, Project
+from cserver.stack.envdoc import compose_environment_lines, env_example_lines
+from cserver.stack.wheel import build_wheel, wheel_name
+
+# A line holding nothing but a block tag ({% if %}, {% endfor %}, ...) leaves no line behind.
+_TAG_LINE = re.compile(r"^[ \t]*(\{%[^%]*%\})[ \t]*\n", re.M)
+
+DOCKERFILE = "docker/Dockerfile"
+
+
+def _template(name: str) -> str:
+    return (resources.files("cserver.stack") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _render(name: str, context: dict) -> str:
+    from django.template import Context, Engine
+
+    source = _TAG_LINE.sub(r"\1", _template(name))
+    engine = Engine(autoescape=False)
+    return engine.from_string(source).render(Context(context, autoescape=False))
+
+
+def context(project: Project) -> dict:
+    """The values the templates read."""
+    if project.demo:
+        title, image, health, probe = "the cserver demo project", "cserver-dev", "/hello", "/whoami"
+        sync = ("./cserver", "/app/cserver", ["**/__pycache__/"])
+    else:
+        title, image, health, probe = (
+            f"the Django project {project.name}",
+            f"{project.name}-dev",
+            "/",
+            "/",
+        )
+        ignored = [".git/", ".venv/", "docker/", "**/__pycache__/"]
+        ignored += [f"{d}/" for d in (project.media_dir, project.static_root) if d]
+        sync = (".", "/app", ignored)
+    python_source = project.sources.get("python", "")
+    return {
+        "demo": project.demo,
+        "title": title,
+        "version": f"cserver {__version__}",
+        "image": image,
+        "settings_module": project.settings_module,
+        "database": project.database,
+        "database_variable": "DATABASE_URL"
+        if project.database == "url"
+        else "CSERVER_DATABASE_URL",
+        "db_name": project.name,
+        "server_environment": compose_environment_lines(),
+        "server_lines": env_example_lines(),
+        "media_dir": project.media_dir,
+        "health_path": health,
+        "probe_path": probe,
+        "sync_path": sync[0],
+        "sync_target": sync[1],
+        "sync_ignore": sync[2],
+        "rebuild_paths": [*project.deps.files, *([] if project.demo else [DOCKERFILE])],
+        "python_line": project.python_line,
+        "python_source": python_source,
+        "base_image": f"python:{project.python_line}-slim",
+        "source_root": project.source_root,
+        "deps_kind": project.deps.kind,
+        "deps_files": project.deps.files,
+        "deps_label": project.deps.label,
+        "wheel": wheel_name(),
+        "extra_packages": [] if project.deps.has_driver else [DEFAULT_DRIVER],
+        "ignored_dirs": [d for d in (project.media_dir, project.static_root) if d],
+    }
+
+
+def render(project: Project) -> dict[str, bytes]:
+    """Relative path -> content of every file `init` writes for project."""
+    values = context(project)
+    files = {
+        "compose.yaml": _render("compose.yaml.tmpl", values),
+        DOCKERFILE: _render("Dockerfile.tmpl", values),
+        ".dockerignore": _render("dockerignore.tmpl", values),
+        ".env.example": _render("env.example.tmpl", values),
+    }
+    rendered = {path: text.encode() for path, text in files.items()}
+    if not project.demo:
+        rendered[f"docker/{wheel_name()}"] = build_wheel()
+    return rendered
