@@ -27,9 +27,9 @@ def starts_a_supervisor(argv: Sequence[str]) -> bool:
     if argv[1:2] not in (["runcserver"], ["runconcurrentserver"]) or "--noreload" in argv:
         return False
     # Imported only now: apps.py imports this module in every process that loads cserver.
-    from cserver import reloader
+    from cserver import generation
 
-    return not reloader.is_child()
+    return not generation.is_child()
 
 
 def error_file(error: BaseException) -> Path | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import alive, children
+from tests.procs import alive, children, generations
 from tests.serverproc import ROOT, ServerProcess, get, server_env, start_server, wait_until
 
 SETTINGS = """
@@ -67,6 +67,11 @@ def write_later(path: Path, text: str) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> Path:
+    """A small project whose views say their version and pid."""
     package = tmp_path / "relproj"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -78,18 +83,21 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def project_env(project: Path) -> dict[str, str]:
+def project_env(project: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return server_env(
         {
             "DJANGO_SETTINGS_MODULE": "relproj.settings",
             "PYTHONPATH": f"{project}{os.pathsep}{ROOT}",
+            **(extra or {}),
         }
     )
 
 
-def start_reloading(project: Path, *args: str) -> ServerProcess:
+def start_reloading(
+    project: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> ServerProcess:
     server = start_server(
-        list(args), env=project_env(project), noreload=False, cwd=project, timeout=40
+        list(args), env=project_env(project, env_extra), noreload=False, cwd=project, timeout=40
     )
     # The watcher's first snapshot is its baseline: a change made before it is not a change.
     assert wait_until(lambda: "Watching for file changes" in server.output(), 20)
@@ -276,12 +284,13 @@ def test_kill_9_of_supervisor_leaves_no_process(project: Path, mode: str) -> Non
             thread = threading.Thread(target=_hold, args=(server,), daemon=True)
             thread.start()
             holders.append(thread)
-        generation = wait_until(lambda: len(children(server.proc.pid)) == 1, 10)
+        generation = wait_until(lambda: len(generations(server.proc.pid)) == 1, 10)
         assert generation
-        server_pid = children(server.proc.pid)[0]
+        (server_pid,) = generations(server.proc.pid)
         if mode == "fork":
             assert wait_until(lambda: len(children(server_pid)) == 2, 10)
-        family = [server_pid, *children(server_pid)]
+        # The warm process that generations are forked from goes too.
+        family = [*children(server.proc.pid), *children(server_pid)]
         port = server.port
         server.proc.kill()
         server.proc.wait(5)
