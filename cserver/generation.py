@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
@@ -83,19 +84,22 @@ def report(state: str) -> None:
             os.write(int(fd), f"{os.getpid()} {state}\n".encode())
 
 
-def follow_changes() -> None:
-    """Apply the supervisor's file-change messages (templates, translations) in a thread."""
+def follow_changes(first: Callable[[], None]) -> None:
+    """In a thread: call ``first``, then apply the supervisor's file-change messages
+    (templates, translations)."""
     fd = os.environ.get(CHANGES_FD_ENV, "")
     if not fd.isdigit():
         return
     threading.Thread(
-        target=_apply_changes, args=(int(fd),), name="cserver-changes", daemon=True
+        target=_apply_changes, args=(int(fd), first), name="cserver-changes", daemon=True
     ).start()
 
 
-def _apply_changes(fd: int) -> None:
+def _apply_changes(fd: int, first: Callable[[], None]) -> None:
     from django.utils import autoreload
 
+    with _quiet:
+        first()
     pending = b""
     while True:
         try:

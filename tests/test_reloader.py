@@ -154,12 +154,12 @@ def test_reloads_refuse_nothing_while_polled(project: Path, mode: str) -> None:
                 assert wait_until(
                     lambda v=version: body(server).startswith(f"version {v} "), 20, 0.05
                 ), server.output()
+            # Reloads are quick: keep polling until enough answers came to mean something.
+            assert wait_until(lambda: poller.ok >= 5, 10, 0.05)
         finally:
             poller.finish()
         assert poller.refused == 0
         assert poller.errors == 0
-        # While a generation starts, a poll waits in the listen backlog: few polls, none lost.
-        assert poller.ok >= 5
 
 
 def test_import_error_is_served_as_500_then_fixed_without_action(project: Path) -> None:

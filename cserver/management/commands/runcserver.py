@@ -166,9 +166,8 @@ class Command(StaticfilesRunserverCommand):
         self.stdout.write(describe(config, server))
         self.stdout.flush()
         if reloader.is_child():
-            generation.follow_changes()
             generation.report("ready")
-            reloader.report_dirs()
+            generation.follow_changes(reloader.report_dirs)
         self._serve(server)
 
     def _serve(self, server: BaseServer) -> None:
