@@ -54,13 +54,15 @@ from cserver.generation import (
     is_child,
 )
 from cserver.reload_errors import StderrTail, serve_error_until
-from cserver.warm import WarmProcess
+from cserver.warm import WarmProcess, take_early
 
 __all__ = ["Supervisor", "become_child", "inherited_listener", "is_child", "report_dirs"]
 
 RUNNING, ERROR, STOPPING = "running", "error", "stopping"
 _PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long the first generation waits for the warm process before it is exec'd instead.
+FIRST_START_WAIT = 30.0
 
 
 def become_subreaper() -> bool:
@@ -141,8 +143,12 @@ class Supervisor:
         logging.getLogger("django.utils.autoreload").info(
             "Watching for file changes with %s", self.watcher.kind
         )
+        early = take_early()
         if become_subreaper():
-            self.warm = WarmProcess(self.args, self.env, [fd, self._status_w], code_dirs)
+            self.warm = early or WarmProcess(self.args, self.env)
+            self.warm.feed(code_dirs)
+        elif early is not None:
+            early.close()
         self._packages = filewatch.packages_stamp()
         self._spawn(None)
         try:
@@ -236,7 +242,11 @@ class Supervisor:
         spawned = time.monotonic()
         pid = None
         if self.warm is not None:
-            pid = self.warm.fork(env, [stderr_w, changes_r])
+            if self.current is None and not self.generations:
+                # The first generation: better to wait for the warm process than to import
+                # everything a second time beside it.
+                self.warm.wait_ready(FIRST_START_WAIT)
+            pid = self.warm.fork(env, [self.listener.fileno(), self._status_w, stderr_w, changes_r])
         if pid is None:
             pid = self._exec(env, stderr_w, changes_r)
         os.close(stderr_w)

@@ -32,6 +32,19 @@ def starts_a_supervisor(argv: Sequence[str]) -> bool:
     return not generation.is_child()
 
 
+def start_warm_early(argv: Sequence[str]) -> None:
+    """For a command line that starts a supervisor (runcserver, or `cserver demo`), start
+    the warm process that generations fork from now, while the project loads."""
+    if any(flag in argv for flag in ("--print-config", "--help", "-h")):
+        return
+    demo = argv[1:2] == ["demo"] and "--noreload" not in argv
+    if demo or starts_a_supervisor(argv):
+        from cserver import generation, warm
+
+        if not generation.is_child():
+            warm.start_early()
+
+
 def error_file(error: BaseException) -> Path | None:
     """The project file the error points at, to watch for its fix."""
     filename = getattr(error, "filename", None)

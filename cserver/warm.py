@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,13 +45,11 @@ def preload_names(code_dirs: set[Path]) -> tuple[list[str], set[Path]]:
 class WarmProcess:
     """Starts, feeds and restarts the warm process; asks it for generations."""
 
-    def __init__(
-        self, args: list[str], env: dict[str, str], pass_fds: list[int], code_dirs: set[Path]
-    ) -> None:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.interpreter, self.program = split_program(args)
         self.env = env
-        self.pass_fds = pass_fds
-        self.names, self.files = preload_names({d.resolve() for d in code_dirs})
+        self.names: list[str] | None = None
+        self.files: set[Path] = set()
         self.channel: socket.socket | None = None
         self.pid = 0
         self.ready = False
@@ -59,10 +58,15 @@ class WarmProcess:
         if self.program:
             self._start()
 
+    def feed(self, code_dirs: set[Path]) -> None:
+        """Send the list of modules to import: the supervisor's own, less the project's."""
+        self.names, self.files = preload_names({d.resolve() for d in code_dirs})
+        if self.channel is not None:
+            self._send({"preload": self.names}, [])
+
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
-        for fd in (*self.pass_fds, theirs.fileno()):
-            os.set_inheritable(fd, True)
+        theirs.set_inheritable(True)
         env = {**self.env, ZYGOTE_FD_ENV: str(theirs.fileno())}
         argv = [*self.interpreter, "-m", "cserver.zygote"]
         self.pid = os.posix_spawn(argv[0], argv, env, setsigmask={signal.SIGHUP})
@@ -70,7 +74,8 @@ class WarmProcess:
         self.channel = ours
         self.ready = False
         self._buf = b""
-        self._send({"preload": self.names}, [])
+        if self.names is not None:
+            self._send({"preload": self.names}, [])
 
     def _send(self, message: dict, fds: list[int]) -> None:
         assert self.channel is not None
@@ -78,30 +83,39 @@ class WarmProcess:
         socket.send_fds(self.channel, [f"{len(body)}\n".encode() + body], fds)
 
     def _reply(self, timeout: float | None) -> dict | None:
+        """The next message; None on timeout, or when the process is gone (channel dropped)."""
         assert self.channel is not None
         self.channel.settimeout(timeout)
         try:
             while b"\n" not in self._buf:
                 chunk = self.channel.recv(65536)
                 if not chunk:
+                    self._drop()
                     return None
                 self._buf += chunk
         except (TimeoutError, BlockingIOError):
             return None
+        except OSError:
+            self._drop()
+            return None
         finally:
-            self.channel.settimeout(None)
+            if self.channel is not None:
+                self.channel.settimeout(None)
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
     def poll(self) -> None:
         """The channel is readable: the warm process finished importing (or died)."""
-        if self.channel is None:
-            return
-        reply = self._reply(0)
-        if reply is None:
-            self._drop()
-        elif "warm" in reply:
-            self.ready = True
+        if self.channel is not None:
+            reply = self._reply(0)
+            self.ready = self.ready or bool(reply and "warm" in reply)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the warm process has imported everything (or died, or timed out)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready and self.channel is not None and time.monotonic() < deadline:
+            reply = self._reply(max(0.0, deadline - time.monotonic()))
+            self.ready = bool(reply and "warm" in reply)
 
     def fork(self, env: dict[str, str], fds: list[int]) -> int | None:
         """A new generation's pid, or None when the caller should exec one instead."""
@@ -112,13 +126,16 @@ class WarmProcess:
             reply = self._reply(FORK_TIMEOUT)
         except OSError:
             reply = None
-        if not reply or "pid" not in reply:
-            if reply and "refused" in reply:
-                sys.stderr.write(f"cserver: not forking generations: {reply['refused']}\n")
-            self.restart() if reply is None else self._drop()
-            return None
-        self._forked.add(reply["pid"])
-        return int(reply["pid"])
+        if reply and "pid" in reply:
+            self._forked.add(reply["pid"])
+            return int(reply["pid"])
+        if reply and "refused" in reply:
+            sys.stderr.write(f"cserver: not forking generations: {reply['refused']}\n")
+            self.program = []  # for good: exec from now on
+            self.close()
+        else:
+            self.restart()  # dead or stuck
+        return None
 
     def forked(self, pid: int) -> bool:
         return pid in self._forked
@@ -130,7 +147,8 @@ class WarmProcess:
             return False
         self.pid = 0
         self._drop()
-        self._start()
+        if self.program:
+            self._start()
         return True
 
     def check_stale(self, paths: Iterable[Path]) -> None:
@@ -140,7 +158,8 @@ class WarmProcess:
 
     def restart(self) -> None:
         self.close()
-        self._start()
+        if self.program:
+            self._start()
 
     def _drop(self) -> None:
         self.ready = False
@@ -155,3 +174,22 @@ class WarmProcess:
                 os.kill(self.pid, signal.SIGKILL)
             # Its exit is reaped by the supervisor's waitpid(-1); forget the pid now.
             self.pid = 0
+
+
+_early: WarmProcess | None = None
+
+
+def start_early() -> None:
+    """Start the warm process now, so that its imports overlap the supervisor's own start."""
+    global _early
+    from django.utils import autoreload
+
+    if _early is None and sys.platform.startswith("linux"):
+        _early = WarmProcess(autoreload.get_child_arguments(), dict(os.environ))
+
+
+def take_early() -> WarmProcess | None:
+    """The warm process start_early() started, if any; the caller owns it from now on."""
+    global _early
+    warm, _early = _early, None
+    return warm

@@ -33,6 +33,7 @@ SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 # The name the warm process shows in ps and /proc/PID/comm.
 PROCESS_NAME = "cserver-warm"
 _PR_SET_NAME = 15
+BASE_PRELOAD = ["cserver.management.commands.runcserver", "cserver.generation"]
 
 
 def preload(names: list[str]) -> int:
@@ -78,6 +79,8 @@ def _receive(channel: socket.socket) -> tuple[dict | None, list[int]]:
     # A header line with the length, then the JSON body; descriptors ride on the header.
     try:
         header, fds, _flags, _addr = socket.recv_fds(channel, 64, 8)
+        for fd in fds:
+            os.set_inheritable(fd, False)
     except OSError:
         return None, []
     if not header:
@@ -119,10 +122,15 @@ def _generation(channel: socket.socket, message: dict, fds: list[int]) -> None:
         deadline = time.monotonic() + 5
         while os.getppid() != supervisor and time.monotonic() < deadline:
             time.sleep(0.001)
-        stderr_fd, changes_fd = fds
+        listen_fd, status_fd, stderr_fd, changes_fd = fds
         os.dup2(stderr_fd, 2)
         os.close(stderr_fd)
-        env = dict(message["env"], CSERVER_CHANGES_FD=str(changes_fd))
+        env = dict(
+            message["env"],
+            CSERVER_LISTEN_FD=str(listen_fd),
+            CSERVER_STATUS_FD=str(status_fd),
+            CSERVER_CHANGES_FD=str(changes_fd),
+        )
         os.environ.clear()
         os.environ.update(env)
         os.chdir(message["cwd"])
@@ -173,6 +181,9 @@ def main() -> None:
 
     die_with_parent(signal.SIGKILL)
     channel = socket.socket(fileno=int(os.environ.pop(ZYGOTE_FD_ENV)))
+    # What every generation needs, while the supervisor is still loading the project and
+    # has not said which other modules it loaded.
+    preload(BASE_PRELOAD)
     first, _fds = _receive(channel)
     if first is None:
         return
