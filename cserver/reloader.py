@@ -348,6 +348,8 @@ class Supervisor:
             self._packages = stamp
             if self.warm is not None:
                 # Installed packages changed: the warm process holds the old ones.
+                print("cserver: installed packages changed; restarting the warm process.")
+                sys.stdout.flush()
                 self.warm.restart()
 
 
