@@ -113,4 +113,5 @@ def _apply_changes(fd: int, first: Callable[[], None]) -> None:
         with _quiet:
             for line in lines:
                 # Django's own receivers reset the template loaders and translation caches.
-                autoreload.file_changed.send(sender=None, file_path=Path(os.fsdecode(line)))
+                # A receiver that fails must not end the thread: later edits still count.
+                autoreload.file_changed.send_robust(sender=None, file_path=Path(os.fsdecode(line)))
