@@ -180,8 +180,9 @@ class Supervisor:
                     self.warm.poll()
 
     def _handle_events(self) -> None:
-        events = list(self.events)
-        self.events.clear()
+        events = []
+        while self.events:  # popleft, not a copy and clear(): the watcher thread appends
+            events.append(self.events.popleft())
         self._reap()
         if any(e[0] == "signal" and e[1] in _STOP_SIGNALS for e in events):
             self._stop()
@@ -282,11 +283,13 @@ class Supervisor:
             gone = self.generations.pop(pid, None)
             if gone is None:
                 continue
-            gone.tail.join(2)
             with contextlib.suppress(OSError):
                 os.close(gone.changes_fd)
             if gone is self.current and self.state == RUNNING:
                 self.current = None
+                # Its last words, for the error page. Only here: a retiring fork-mode
+                # generation's children may hold its stderr open for a while yet.
+                gone.tail.join(2)
                 self._failed(gone, os.waitstatus_to_exitcode(status))
 
     def _failed(self, gone: Generation, code: int) -> None:
