@@ -146,11 +146,13 @@ class Supervisor:
         early = take_early()
         if become_subreaper():
             self.warm = early or WarmProcess(self.args, self.env)
-            self.warm.feed(code_dirs)
         elif early is not None:
             early.close()
         self._packages = filewatch.packages_stamp()
         self._spawn(None)
+        if self.warm is not None:
+            # Only now: the first generation should not wait behind these imports.
+            self.warm.feed(code_dirs)
         try:
             while self.state != STOPPING or self.generations:
                 self._wait_for_events()

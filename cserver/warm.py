@@ -53,6 +53,7 @@ class WarmProcess:
         self.channel: socket.socket | None = None
         self.pid = 0
         self.ready = False
+        self.importing = False
         self._forked: set[int] = set()
         self._buf = b""
         if self.program:
@@ -61,8 +62,13 @@ class WarmProcess:
     def feed(self, code_dirs: set[Path]) -> None:
         """Send the list of modules to import: the supervisor's own, less the project's."""
         self.names, self.files = preload_names({d.resolve() for d in code_dirs})
-        if self.channel is not None:
+        self._send_preload()
+
+    def _send_preload(self) -> None:
+        if self.channel is not None and self.names is not None:
             self._send({"preload": self.names}, [])
+            # Until it answers, a fork request would wait behind the imports: exec instead.
+            self.importing = True
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
@@ -74,8 +80,7 @@ class WarmProcess:
         self.channel = ours
         self.ready = False
         self._buf = b""
-        if self.names is not None:
-            self._send({"preload": self.names}, [])
+        self._send_preload()
 
     def _send(self, message: dict, fds: list[int]) -> None:
         assert self.channel is not None
@@ -104,22 +109,31 @@ class WarmProcess:
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
+    def _handle(self, reply: dict) -> None:
+        if "warm" in reply:
+            self.ready = True
+        elif "preloaded" in reply:
+            self.importing = False
+
     def poll(self) -> None:
-        """The channel is readable: the warm process finished importing (or died)."""
-        if self.channel is not None:
+        """The channel is readable: the warm process is warm, or done importing, or dead."""
+        while self.channel is not None:
             reply = self._reply(0)
-            self.ready = self.ready or bool(reply and "warm" in reply)
+            if reply is None:
+                return
+            self._handle(reply)
 
     def wait_ready(self, timeout: float) -> None:
-        """Wait until the warm process has imported everything (or died, or timed out)."""
+        """Wait until the warm process has imported what a generation needs (or died)."""
         deadline = time.monotonic() + timeout
         while not self.ready and self.channel is not None and time.monotonic() < deadline:
             reply = self._reply(max(0.0, deadline - time.monotonic()))
-            self.ready = bool(reply and "warm" in reply)
+            if reply is not None:
+                self._handle(reply)
 
     def fork(self, env: dict[str, str], fds: list[int]) -> int | None:
         """A new generation's pid, or None when the caller should exec one instead."""
-        if not self.ready or self.channel is None:
+        if not self.ready or self.importing or self.channel is None:
             return None
         try:
             self._send({"env": env, "cwd": os.getcwd(), "argv": self.program}, fds)

@@ -1,8 +1,9 @@
 """A warm process that server generations are forked from, so a reload skips the imports.
 
-The supervisor starts it once (``python -m cserver.zygote``) and sends it the names of
-the modules to import: Django, pydantic, cserver and third-party packages, the modules
-the supervisor itself loaded from outside the project. It imports them with
+The supervisor starts it as early as it can (``python -m cserver.zygote``); it imports
+what every generation needs (Django's management and server parts, pydantic, cserver),
+says it is warm, and later gets the names of the other modules the supervisor loaded from
+outside the project (third-party apps, say) to import too. It imports them with
 ``DJANGO_SETTINGS_MODULE`` unset, so nothing can import the project's settings or code,
 which every generation must load fresh. Then, for each request, it forks: the child
 forks the generation and exits at once, so the generation is re-parented to the
@@ -56,11 +57,14 @@ def preload(names: list[str]) -> int:
 
 
 def serve(channel: socket.socket) -> None:
-    """Fork a generation for each request until the supervisor closes the channel."""
+    """Import or fork, as each message asks, until the supervisor closes the channel."""
     while True:
         message, fds = _receive(channel)
         if message is None:
             return
+        if "preload" in message:
+            _send(channel, {"preloaded": preload(message["preload"])})
+            continue
         if threading.active_count() > 1:
             _send(channel, {"refused": "a preloaded module started a thread"})
             for fd in fds:
@@ -183,12 +187,7 @@ def main() -> None:
     channel = socket.socket(fileno=int(os.environ.pop(ZYGOTE_FD_ENV)))
     # What every generation needs, while the supervisor is still loading the project and
     # has not said which other modules it loaded.
-    preload(BASE_PRELOAD)
-    first, _fds = _receive(channel)
-    if first is None:
-        return
-    loaded = preload(first["preload"])
-    _send(channel, {"warm": loaded})
+    _send(channel, {"warm": preload(BASE_PRELOAD)})
     serve(channel)
 
 
