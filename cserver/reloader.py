@@ -37,8 +37,10 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +93,16 @@ class Generation:
 class Supervisor:
     """Owns the socket and the generations; exits 0 on SIGTERM or SIGINT after the drain."""
 
-    def __init__(self, listener: socket.socket, grace_period: float) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        grace_period: float,
+        first: Callable[[], None] | None = None,
+    ) -> None:
         self.listener = listener
+        # Serves the first generation in a child forked from this very process, whose
+        # project is loaded already: the first start skips a second interpreter's imports.
+        self.first = first
         self.grace_period = grace_period
         self.state = RUNNING
         self.error = ""
@@ -135,6 +145,10 @@ class Supervisor:
             STATUS_FD_ENV: str(self._status_w),
         }
         self.args = autoreload.get_child_arguments()
+        early = take_early()
+        if self.first is not None:
+            # Before the watcher thread exists: a fork must find this process single-threaded.
+            self._spawn(None, early)
         code_dirs = filewatch.project_dirs() | self.extra_dirs
         self.watch = filewatch.Watch(code_dirs, filewatch.restartless_globs())
         self.watcher = filewatch.Watcher(self.watch, self._on_change)
@@ -143,13 +157,13 @@ class Supervisor:
         logging.getLogger("django.utils.autoreload").info(
             "Watching for file changes with %s", self.watcher.kind
         )
-        early = take_early()
         if become_subreaper():
             self.warm = early or WarmProcess(self.args, self.env)
         elif early is not None:
             early.close()
         self._packages = filewatch.packages_stamp()
-        self._spawn(None)
+        if self.current is None:
+            self._spawn(None)
         if self.warm is not None:
             # Only now: the first generation should not wait behind these imports.
             self.warm.feed(code_dirs)
@@ -238,13 +252,19 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
-    def _spawn(self, trigger: tuple[str, float, float] | None) -> None:
+    def _spawn(
+        self, trigger: tuple[str, float, float] | None, early: WarmProcess | None = None
+    ) -> None:
         stderr_r, stderr_w = os.pipe()
         changes_r, changes_w = os.pipe()
         env = self.env
         spawned = time.monotonic()
         pid = None
-        if self.warm is not None:
+        if self.first is not None:
+            first, self.first = self.first, None
+            if threading.active_count() == 1:
+                pid = self._fork_here(first, early, stderr_r, stderr_w, changes_r, changes_w)
+        if pid is None and self.warm is not None:
             if self.current is None and not self.generations:
                 # The first generation: better to wait for the warm process than to import
                 # everything a second time beside it.
@@ -257,6 +277,50 @@ class Supervisor:
         tail = StderrTail(os.fdopen(stderr_r, "rb"))
         self.current = Generation(pid, tail, changes_w, spawned, trigger)
         self.generations[pid] = self.current
+
+    def _fork_here(
+        self,
+        first: Callable[[], None],
+        early: WarmProcess | None,
+        stderr_r: int,
+        stderr_w: int,
+        changes_r: int,
+        changes_w: int,
+    ) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            if early is not None:
+                early.detach()
+            for fd in (stderr_r, changes_w, self._wake_r, self._wake_w, self._status_r):
+                os.close(fd)
+            os.dup2(stderr_w, 2)
+            os.close(stderr_w)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            os.environ.update(
+                {key: self.env[key] for key in (LISTEN_FD_ENV, SUPERVISOR_PID_ENV, STATUS_FD_ENV)}
+            )
+            os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
+            first()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)  # never back into the supervisor's stack
 
     def _exec(self, env: dict[str, str], stderr_w: int, changes_r: int) -> int:
         os.set_inheritable(changes_r, True)

@@ -181,6 +181,11 @@ class WarmProcess:
             self.channel.close()
             self.channel = None
 
+    def detach(self) -> None:
+        """In a child of the supervisor: let go of the channel, leave the process alone."""
+        self._drop()
+        self.pid = 0
+
     def close(self) -> None:
         self._drop()
         if self.pid:

@@ -120,9 +120,15 @@ class Command(StaticfilesRunserverCommand):
             self.inner_run(None, **options)
             return
         listener = self._bind_or_exit()
-        supervisor = reloader.Supervisor(listener, self.config.grace_period)
         if self.startup_error is not None:
+            supervisor = reloader.Supervisor(listener, self.config.grace_period)
             supervisor.watch_also(error_file(self.startup_error))
+        else:
+            # The project is loaded here already: the first generation forks from this
+            # process and goes straight to its checks.
+            supervisor = reloader.Supervisor(
+                listener, self.config.grace_period, lambda: self.inner_run(None, **options)
+            )
         sys.exit(supervisor.run())
 
     def _bind_or_exit(self) -> socket.socket:
