@@ -19,9 +19,11 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
 SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
@@ -41,6 +43,26 @@ os.register_at_fork(
     after_in_parent=lambda: _quiet.release(),
     after_in_child=_fresh_lock_in_child,
 )
+
+
+def run_then_exit(start: Callable[[], object]) -> NoReturn:
+    """In a freshly forked generation: run ``start``, then leave with its exit status,
+    never returning into the stack (or the atexit work) of the process it was forked from."""
+    code = 1
+    try:
+        start()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def is_child() -> bool:

@@ -5,9 +5,15 @@ the socket. It watches the project's files itself (cserver.filewatch). On a code
 it tells the current generation to stop (SIGTERM: stop accepting, finish the requests in
 flight) and at once starts the next one on the same socket, so connections arriving
 meanwhile wait in the listen backlog instead of being refused, which Django's reloader
-(a child that binds the port again) cannot offer. New generations are forked from a warm
-process that has already imported Django and the installed packages (cserver.zygote);
-they are started with ``exec`` while it warms up, or when it cannot fork.
+(a child that binds the port again) cannot offer. The first generation is forked from
+this process, whose project is loaded already; later ones from a warm process that has
+imported Django and the installed packages but not the project (cserver.zygote); with
+``exec`` while it warms up, or where it cannot fork.
+
+Forking is only safe where no other thread could hold a lock: this process forks once,
+before its first thread (the watcher) starts, and otherwise starts processes with
+``posix_spawn``; the warm process has no thread at all; in a generation, the one extra
+thread (cserver.generation) never works across a fork.
 
 Signals only queue an event and wake the main loop; every decision is taken there, in
 one thread, on one state:
@@ -292,8 +298,8 @@ class Supervisor:
         pid = os.fork()
         if pid:
             return pid
-        code = 1
-        try:
+
+        def start() -> None:
             if early is not None:
                 early.detach()
             for fd in (stderr_r, changes_w, self._wake_r, self._wake_w, self._status_r):
@@ -309,18 +315,8 @@ class Supervisor:
             )
             os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
             first()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            import traceback
 
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)  # never back into the supervisor's stack
+        generation.run_then_exit(start)
 
     def _exec(self, env: dict[str, str], stderr_w: int, changes_r: int) -> int:
         os.set_inheritable(changes_r, True)

@@ -116,8 +116,9 @@ def _middle(channel: socket.socket, message: dict, fds: list[int]) -> None:
 
 
 def _generation(channel: socket.socket, message: dict, fds: list[int]) -> None:
-    status = 1
-    try:
+    from cserver.generation import run_then_exit
+
+    def start() -> None:
         channel.close()
         set_process_name(os.path.basename(sys.executable))
         supervisor = int(message["env"]["CSERVER_SUPERVISOR_PID"])
@@ -140,18 +141,9 @@ def _generation(channel: socket.socket, message: dict, fds: list[int]) -> None:
         os.chdir(message["cwd"])
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        status = run_program(message["argv"])
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        import traceback
+        run_program(message["argv"])
 
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(status)
+    run_then_exit(start)
 
 
 def run_program(argv: list[str]) -> int:
