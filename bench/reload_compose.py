@@ -18,6 +18,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VIEWS = ROOT / "cserver" / "demo" / "views.py"
 PROJECT = "cserver-reload-bench"
+TIMING = re.compile(r"reloaded in \d+ ms \(detect (\d+) ms, start (\d+) ms, ready (\d+) ms")
 COMMANDS = {
     "runcserver": ["python", "-m", "cserver", "runcserver", "0.0.0.0:8000"],
     "runserver": ["python", "-m", "cserver", "runserver", "0.0.0.0:8000"],
@@ -124,8 +126,15 @@ def run(name: str, reloads: int, env: dict[str, str], tmp: Path) -> dict:
         watch.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             watch.wait(20)
+    logs = compose(files, env, "logs", "web", capture_output=True, text=True, timeout=60).stdout
+    phases = [m.groups() for m in TIMING.finditer(logs)][:reloads]  # not the restore
     return {
         "server": name,
+        # runcserver's own account: the write to the event (compose's copy included), then
+        # its start and ready phases.
+        "phases_ms": [statistics.median(int(p[i]) for p in phases) for i in range(3)]
+        if phases
+        else None,
         "median_ms": statistics.median(times) * 1000,
         "errors": poller.errors,
         "server_errors": poller.server_errors,
@@ -150,13 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             compose([str(ROOT / "compose.yaml")], env, "down", "-v", timeout=300)
     base = next((r for r in results if r["server"] == "runserver"), None)
     print(f"\n{args.reloads} reloads in the compose stack (docker compose watch, sync)\n")
-    print("| server | write -> new process (median) | vs runserver | failed polls | 5xx |")
-    print("| --- | ---: | ---: | --- | ---: |")
+    print(
+        "| server | write -> new process (median) | vs runserver | failed polls | 5xx "
+        "| detect / start / ready (median, ms) |"
+    )
+    print("| --- | ---: | ---: | --- | ---: | --- |")
     for r in results:
         ratio = f"{r['median_ms'] / base['median_ms']:.2f}x" if base else "-"
         print(
             f"| {r['server']} | {r['median_ms']:.0f} ms | {ratio} | {r['errors'] or 0} "
-            f"| {r['server_errors']} |"
+            f"| {r['server_errors']} | {' / '.join(f'{v:.0f}' for v in r['phases_ms'] or [])} |"
         )
     return 0
 
