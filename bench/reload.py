@@ -5,68 +5,53 @@ A client polls every 10 ms (a new socket each time) while the script saves a vie
 For each server it prints refused connections, 5xx answers, other errors, and the median
 time from the file write to the first response from the new code.
 
-Usage: python bench/reload.py [--reloads 20] [--only runserver,thread,pool,fork] [--out F]
+For runcserver it also prints the median of each phase its supervisor logs per reload
+(detect: write to event; start: event to the new generation's project loaded; ready: to
+serving) and how many generations were forked from the warm process.
+
+Usage: python bench/reload.py [--reloads 20] [--only runserver,thread,pool,fork]
+       [--projects minimal,apps] [--poll] [--out F]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.reload_projects import (
+    PROJECTS,
+    make_project,
+    prepare,
+    without_watchfiles,
+    write_version,
+)
+from testkit.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `testkit` importable
-    sys.path.insert(0, str(ROOT))
-
-from testkit.files import write_later  # noqa: E402
-from testkit.ports import free_port  # noqa: E402
-from testkit.serverproc import ServerProcess  # noqa: E402
-
 SERVERS = {
     "runserver": ["runserver"],
     "thread": ["runcserver", "--mode", "thread"],
     "pool": ["runcserver", "--mode", "pool", "--workers", "8"],
     "fork": ["runcserver", "--mode", "fork", "--workers", "8"],
 }
-SETTINGS = """
-DEBUG = True
-SECRET_KEY = "reload-bench"
-ALLOWED_HOSTS = ["*"]
-ROOT_URLCONF = "benchproj.urls"
-INSTALLED_APPS = ["cserver"]
-MIDDLEWARE = []
-DATABASES = {}
-"""
-URLS = """
-from django.urls import path
-from benchproj import views
-urlpatterns = [path("version", views.version)]
-"""
-VIEWS = """
-from django.http import HttpResponse
-def version(request):
-    return HttpResponse("version {version}", content_type="text/plain")
-"""
-
-
-def make_project(base: Path) -> None:
-    package = base / "benchproj"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "settings.py").write_text(SETTINGS)
-    (package / "urls.py").write_text(URLS)
-    write_version(base, 0)
-
-
-def write_version(base: Path, version: int) -> None:
-    write_later(base / "benchproj" / "views.py", VIEWS.format(version=version))
+BANNER = re.compile(r"Starting (?:\w+ )?development server at http://[^:]+:(\d+)/")
+TIMING = re.compile(
+    r"reloaded in \d+ ms \(detect (\d+) ms, start (\d+) ms, ready (\d+) ms, (\w+)\)"
+)
 
 
 class Poller(threading.Thread):
@@ -118,24 +103,51 @@ class Poller(threading.Thread):
         return None
 
 
-def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
+def run_server(name: str, kind: str, reloads: int, watcher_settle: float, poll: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="cserver-reload-") as tmp:
         base = Path(tmp)
-        make_project(base)
+        make_project(base, kind)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSERVER_")}
+        path = [str(base), str(ROOT)]
+        if poll:
+            path.insert(0, without_watchfiles(base))
         env.update(
             DJANGO_SETTINGS_MODULE="benchproj.settings",
-            PYTHONPATH=f"{base}{os.pathsep}{ROOT}",
+            PYTHONPATH=os.pathsep.join(path),
             PYTHONUNBUFFERED="1",
         )
+        prepare(base, kind, env)
         # A fixed port: runserver's reloader binds again in each child, so port 0 would
         # give every generation a different port.
         argv = [sys.executable, "-m", "django", *SERVERS[name], f"127.0.0.1:{free_port()}"]
-        server = ServerProcess(argv, env, base)
+        proc = subprocess.Popen(
+            argv,
+            cwd=base,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        port_found = threading.Event()
+        port: list[int] = []
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                match = BANNER.search(line)
+                if match and not port:
+                    port.append(int(match.group(1)))
+                    port_found.set()
+
+        threading.Thread(target=read, daemon=True).start()
         try:
-            server.wait_bound(60)
+            if not port_found.wait(60):
+                raise RuntimeError(f"{name} did not start:\n{''.join(lines)}")
             time.sleep(watcher_settle)
-            poller = Poller(server.port, limit_s=reloads * 20 + 30)
+            poller = Poller(port[0], limit_s=reloads * 20 + 30)
             poller.start()
             times = []
             for version in range(1, reloads + 1):
@@ -148,15 +160,22 @@ def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
                     seen = poller.first_seen(f"version {version}", written)
                 if seen is None:
                     raise RuntimeError(
-                        f"{name}: version {version} never served:\n{''.join(server.lines[-30:])}"
+                        f"{name}: version {version} never served:\n{''.join(lines[-30:])}"
                     )
                 times.append(seen - written)
                 # Let the new generation's watcher take its baseline, as a developer would.
                 time.sleep(watcher_settle)
             poller.stop.set()
             poller.join(20)
+            phases = [TIMING.search(line) for line in lines]
+            found = [m for m in phases if m]
             return {
                 "server": name,
+                "project": kind,
+                "detect_ms": _median([int(m.group(1)) for m in found]),
+                "start_ms": _median([int(m.group(2)) for m in found]),
+                "ready_ms": _median([int(m.group(3)) for m in found]),
+                "forked": sum(m.group(4) == "forked" for m in found),
                 "reloads": reloads,
                 "refused": poller.refused,
                 "server_errors": poller.server_errors,
@@ -167,7 +186,22 @@ def run_server(name: str, reloads: int, watcher_settle: float) -> dict:
                 "max_reload_s": max(times),
             }
         finally:
-            server.stop()
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def _median(values: list[int]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reloads", type=int, default=20)
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--settle", type=float, default=1.2, help="pause after each reload")
+    parser.add_argument("--projects", default=",".join(PROJECTS), help="minimal, apps")
+    parser.add_argument(
+        "--poll", action="store_true", help="runcserver without watchfiles (stat polling)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -186,18 +224,36 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    results = [run_server(name, args.reloads, args.settle) for name in names]
-    base = next((r for r in results if r["server"] == "runserver"), None)
-    print(f"\n{args.reloads} reloads, client polling every 10 ms (new socket per request)\n")
+    kinds = [k.strip() for k in args.projects.split(",") if k.strip()]
+    if any(k not in PROJECTS for k in kinds):
+        print(
+            f"bench/reload.py: --projects {args.projects!r}: choose from {PROJECTS}",
+            file=sys.stderr,
+        )
+        return 2
+    results = []
+    for kind in kinds:
+        results.extend(run_server(n, kind, args.reloads, args.settle, args.poll) for n in names)
+    watch = "stat polling (watchfiles disabled)" if args.poll else "watchfiles"
     print(
-        "| server | refused | 5xx | other errors | ok | write -> new code (median) | vs runserver |"
+        f"\n{args.reloads} reloads, client polling every 10 ms (new socket per request); {watch}\n"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| project | server | refused | 5xx | other errors | ok | write -> new code (median) "
+        "| vs runserver | detect | start | ready | forked |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
+        base = next(
+            (b for b in results if b["server"] == "runserver" and b["project"] == r["project"]),
+            None,
+        )
         ratio = f"{r['median_reload_s'] / base['median_reload_s']:.2f}x" if base else "-"
         print(
-            f"| {r['server']} | {r['refused']} | {r['server_errors']} | {r['other_errors']} "
-            f"| {r['ok']} | {r['median_reload_s'] * 1000:.0f} ms | {ratio} |"
+            f"| {r['project']} | {r['server']} | {r['refused']} | {r['server_errors']} "
+            f"| {r['other_errors']} | {r['ok']} | {r['median_reload_s'] * 1000:.0f} ms | {ratio} "
+            f"| {_ms(r['detect_ms'])} | {_ms(r['start_ms'])} | {_ms(r['ready_ms'])} "
+            f"| {r['forked']}/{r['reloads']} |"
         )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 
 
@@ -8,6 +10,7 @@ class CserverConfig(AppConfig):
     def __init__(self, app_name: str, app_module: object) -> None:
         super().__init__(app_name, app_module)
         # Before the project's models load: runcserver must survive an error in them.
-        from cserver.startup_errors import install_hook
+        from cserver.startup_errors import install_hook, start_warm_early
 
         install_hook()
+        start_warm_early(sys.argv)

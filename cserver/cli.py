@@ -152,7 +152,7 @@ def _demo(args: list[str]) -> int:
     """Migrate the demo database quietly, then serve it with runcserver."""
     from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
-    from cserver.reloader import is_child
+    from cserver.generation import is_child
 
     # A reloader re-runs `cserver demo` in every server generation; the supervisor already
     # migrated, so the generations (cserver's or Django's reloader) go straight to serving.

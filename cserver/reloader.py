@@ -1,253 +1,424 @@
-"""Autoreload that keeps the listening socket.
+"""Autoreload that keeps the listening socket: the supervisor and its state machine.
 
-The supervisor binds once and runs the server as a child that inherits the socket. When
-code changes the child stops accepting, finishes its in-flight requests and exits with
-status 3; the supervisor starts the next generation on the same socket. Connections that
-arrive in between wait in the listen backlog instead of being refused, which is what
-Django's reloader (a child that binds the port again) cannot offer.
+The supervisor binds once and runs the server as a child (a *generation*) that inherits
+the socket. It watches the project's files itself (cserver.filewatch). On a code change
+it tells the current generation to stop (SIGTERM: stop accepting, finish the requests in
+flight) and at once starts the next one on the same socket, so connections arriving
+meanwhile wait in the listen backlog instead of being refused, which Django's reloader
+(a child that binds the port again) cannot offer. The first generation is forked from
+this process, whose project is loaded already; later ones from a warm process that has
+imported Django and the installed packages but not the project (cserver.zygote); with
+``exec`` while it warms up, or where it cannot fork.
+
+Forking is only safe where no other thread could hold a lock: this process forks once,
+before its first thread (the watcher) starts, and otherwise starts processes with
+``posix_spawn``; the warm process has no thread at all; in a generation, the one extra
+thread (cserver.generation) never works across a fork.
+
+Signals only queue an event and wake the main loop; every decision is taken there, in
+one thread, on one state:
+
+    RUNNING   a current generation exists (starting or serving); older ones may be
+              retiring.
+              code change, SIGHUP      -> retire the current one, start the next: RUNNING
+              template / .mo change    -> forwarded to the current one: RUNNING
+              the current one exits    -> ERROR (its traceback is the error)
+    ERROR     no current generation; every request gets a 500 page with the error.
+              code change, SIGHUP      -> start the next: RUNNING
+    STOPPING  SIGTERM or SIGINT came, in any state: every generation (starting, serving
+              or retiring) gets SIGTERM, nothing new starts; when all have exited (or
+              after the grace period, killed), exit 0.
+
+SIGCHLD queues a reap: generations are direct children (those forked from the warm
+process are re-parented to this one, a child subreaper), reaped with ``waitpid``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import selectors
 import signal
 import socket
-import subprocess
 import sys
-import sysconfig
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.utils import autoreload
 
+from cserver import filewatch, generation
+from cserver.generation import (
+    LISTEN_FD_ENV,
+    STATUS_FD_ENV,
+    SUPERVISOR_PID_ENV,
+    become_child,
+    inherited_listener,
+    is_child,
+)
 from cserver.reload_errors import StderrTail, serve_error_until
-from cserver.server.fork import die_with_parent
+from cserver.warm import WarmProcess, take_early
 
-logger = logging.getLogger("cserver")
+__all__ = ["Supervisor", "become_child", "inherited_listener", "is_child", "report_dirs"]
 
-LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
-GENERATION_STARTED_ENV = "CSERVER_GENERATION_STARTED"
-SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
-RELOAD_EXIT_CODE = 3
-
-
-def is_child() -> bool:
-    return LISTEN_FD_ENV in os.environ
+RUNNING, ERROR, STOPPING = "running", "error", "stopping"
+_PR_SET_CHILD_SUBREAPER = 36
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long the first generation waits for the warm process before it is exec'd instead.
+FIRST_START_WAIT = 30.0
 
 
-def inherited_listener() -> socket.socket | None:
-    """The socket the supervisor passed down, if this process is a server generation."""
-    value = os.environ.get(LISTEN_FD_ENV)
-    if not value:
-        return None
-    sock = socket.socket(fileno=int(value))
-    sock.set_inheritable(False)
-    return sock
+def become_subreaper() -> bool:
+    """Orphaned descendants become our children (Linux); False where that is not possible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
-def become_child() -> None:
-    """Called first in a server generation: never outlive the supervisor."""
-    die_with_parent(signal.SIGKILL)
-    # The supervisor may have died before prctl() took effect. Compare with its pid, not
-    # with 1: in a container without an init process the supervisor is PID 1.
-    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
-    if supervisor.isdigit() and os.getppid() != int(supervisor):
-        os._exit(1)
-
-
-def watch_code(on_change: Callable[[str], None]) -> None:
-    """Run Django's file watcher (StatReloader, or Watchman when installed) in a thread."""
-    reloader: autoreload.BaseReloader = autoreload.get_reloader()
-
-    def notify_file_changed(path: Path) -> None:
-        # As Django's, but a change asks for a graceful reload instead of sys.exit(3):
-        # template and static files stay handled by their own receivers, without a restart.
-        results = autoreload.file_changed.send(sender=reloader, file_path=path)
-        if not any(result for _receiver, result in results):
-            on_change(str(path))
-
-    reloader.notify_file_changed = notify_file_changed
-    if isinstance(reloader, autoreload.StatReloader):
-        # Django polls once a second; twice halves the wait before a reload starts, for
-        # the cost of one more stat() of each watched file per second.
-        reloader.SLEEP_TIME = 0.5
-    for directory in project_dirs():
-        reloader.watch_dir(directory, "*.py")
-    started = float(os.environ.get(GENERATION_STARTED_ENV) or time.time())
-    watched_files = reloader.watched_files
-
-    def catch_up(sender: object, **kwargs: object) -> None:
-        # A save that landed while this generation was starting predates the watcher's
-        # first snapshot, which would take it as the baseline and never reload for it.
-        if sender is not reloader:
-            return
-        now = time.time()
-        for path in watched_files():
-            if path.suffix != ".py":
-                continue
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if started < mtime <= now + 1:
-                on_change(str(path))
-                return
-
-    autoreload.autoreload_started.connect(catch_up, weak=False)
-    # runserver's own line, through the same logger, so its output looks familiar.
-    logging.getLogger("django.utils.autoreload").info(
-        "Watching for file changes with %s", reloader.__class__.__name__
-    )
-    main = threading.main_thread()
-    threading.Thread(
-        target=reloader.run, args=(main,), name="cserver-reloader", daemon=True
-    ).start()
-
-
-def project_dirs() -> set[Path]:
-    """Directories of the project's own modules (not the standard library or site-packages).
-
-    Watching every ``*.py`` in them catches a fix to a module whose import failed, which
-    is then missing from sys.modules and so from Django's own list of watched files.
-    """
-    installed = {
-        Path(p).resolve() for key, p in sysconfig.get_paths().items() if key.endswith("lib")
-    }
-    dirs = set()
-    for path in autoreload.iter_all_python_module_files():
-        parent = path.parent
-        if not any(parent.is_relative_to(root) for root in installed):
-            dirs.add(parent)
-    return dirs
-
-
-def _snapshot(dirs: set[Path]) -> dict[Path, float]:
-    stamps = {}
-    files = set(autoreload.iter_all_python_module_files())
-    for directory in dirs:
-        files.update(directory.glob("*.py"))
-    for path in files:
-        try:
-            stamps[path] = path.stat().st_mtime
-        except OSError:
-            continue
-    return stamps
+@dataclass
+class Generation:
+    pid: int
+    tail: StderrTail
+    changes_fd: int
+    spawned: float
+    # Set when a change or SIGHUP started it: (reason, seconds from the write to detection).
+    trigger: tuple[str, float, float] | None = None
+    loaded: float = 0.0
+    dirs: set[Path] = field(default_factory=set)
 
 
 class Supervisor:
-    """Owns the socket and the generations; exits 0 on SIGTERM or SIGINT after the drain.
+    """Owns the socket and the generations; exits 0 on SIGTERM or SIGINT after the drain."""
 
-    A generation that sees a change signals SIGUSR1 before it drains, so the next one
-    boots while the old one finishes its requests: the reload costs one start-up, not a
-    drain plus a start-up.
-    """
-
-    def __init__(self, listener: socket.socket, grace_period: float) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        grace_period: float,
+        first: Callable[[], None] | None = None,
+    ) -> None:
         self.listener = listener
+        # Serves the first generation in a child forked from this very process, whose
+        # project is loaded already: the first start skips a second interpreter's imports.
+        self.first = first
         self.grace_period = grace_period
-        self.child: subprocess.Popen | None = None
-        self.retiring: list[subprocess.Popen] = []
-        self.stopping = False
-        self.next_generation = False
-        # Directories to watch besides those of the loaded modules (see watch_also).
+        self.state = RUNNING
+        self.error = ""
+        self.generations: dict[int, Generation] = {}
+        self.current: Generation | None = None
+        self.events: deque[tuple] = deque()
         self.extra_dirs: set[Path] = set()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._status_r, self._status_w = os.pipe()
+        self._status_buf = b""
+        self.warm: WarmProcess | None = None
+        self._stop_deadline = 0.0
 
     def watch_also(self, path: Path | None) -> None:
         """Watch the directory of a file whose import failed, so its fix is seen."""
         if path is not None:
             self.extra_dirs.add(path.resolve().parent)
 
-    def _signal(self, signum: int, frame: object) -> None:
-        if signum == signal.SIGHUP:
-            self._send(signal.SIGHUP)
-        elif signum == signal.SIGUSR1:
-            self.next_generation = True
-        else:
-            self.stopping = True
-            self._send(signal.SIGTERM, everyone=True)
+    # Signal handlers and the watcher thread only queue and wake.
+    def _queue(self, *event: object) -> None:
+        self.events.append(event)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
 
-    def _send(self, sig: int, everyone: bool = False) -> None:
-        targets = [self.child, *(self.retiring if everyone else [])]
-        for child in targets:
-            if child is not None and child.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.send_signal(sig)
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._queue("signal", signum)
+
+    def _on_change(self, paths: set[Path]) -> None:
+        self._queue("change", paths, filewatch.detect_delay(paths), time.monotonic())
 
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(sig, self._signal)
+        for sig in (*_STOP_SIGNALS, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
         fd = self.listener.fileno()
-        os.set_inheritable(fd, True)
-        env = {**os.environ, LISTEN_FD_ENV: str(fd), SUPERVISOR_PID_ENV: str(os.getpid())}
-        args = autoreload.get_child_arguments()
-        while True:
-            env[GENERATION_STARTED_ENV] = repr(time.time())
-            # stderr goes through us so that a failed generation's traceback can be shown.
-            self.child = subprocess.Popen(args, env=env, pass_fds=(fd,), stderr=subprocess.PIPE)
-            assert self.child.stderr is not None
-            tail = StderrTail(self.child.stderr)
-            code = self._wait()
-            if code is None:
-                # The old generation is draining; the new one starts now, beside it.
-                self.retiring.append(self.child)
-                continue
-            tail.join(2)
-            if self.stopping:
-                self._wait_retiring()
-                return 0
-            if code == RELOAD_EXIT_CODE:
-                continue
-            # The generation failed (an import error, say): keep the socket, show the error
-            # to every request, and start again on the next save, as runserver's reloader
-            # waits for a fix instead of exiting.
-            sys.stderr.write(
-                f"cserver: server exited with status {code}; "
-                "serving the error until a file changes.\n"
-            )
-            sys.stderr.flush()
-            if not self._serve_error_until_change(tail.last_error() or f"exit status {code}"):
-                self._wait_retiring()
-                return 0
+        self.env = {
+            **os.environ,
+            LISTEN_FD_ENV: str(fd),
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+            STATUS_FD_ENV: str(self._status_w),
+        }
+        self.args = autoreload.get_child_arguments()
+        early = take_early()
+        if self.first is not None:
+            # Before the watcher thread exists: a fork must find this process single-threaded.
+            self._spawn(None, early)
+        code_dirs = filewatch.project_dirs() | self.extra_dirs
+        self.watch = filewatch.Watch(code_dirs, filewatch.restartless_globs())
+        self.watcher = filewatch.Watcher(self.watch, self._on_change)
+        self.watcher.start()
+        # runserver's own line, through the same logger, so its output looks familiar.
+        logging.getLogger("django.utils.autoreload").info(
+            "Watching for file changes with %s", self.watcher.kind
+        )
+        if become_subreaper():
+            self.warm = early or WarmProcess(self.args, self.env)
+        elif early is not None:
+            early.close()
+        self._packages = filewatch.packages_stamp()
+        if self.current is None:
+            self._spawn(None)
+        if self.warm is not None:
+            # Only now: the first generation should not wait behind these imports.
+            self.warm.feed(code_dirs)
+        try:
+            while self.state != STOPPING or self.generations:
+                self._wait_for_events()
+                self._handle_events()
+        finally:
+            self.watcher.stop()
+            if self.warm is not None:
+                self.warm.close()
+        return 0
 
-    def _wait(self) -> int | None:
-        """The current generation's exit status, or None when it asked for a successor."""
-        assert self.child is not None
-        self.next_generation = False
+    def _wait_for_events(self) -> None:
+        if self.state == ERROR:
+            serve_error_until(self.listener, self.error, lambda: bool(self.events))
+            return
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            selector.register(self._status_r, selectors.EVENT_READ)
+            if self.warm is not None and self.warm.channel is not None:
+                selector.register(self.warm.channel, selectors.EVENT_READ)
+            for key, _ in selector.select(1.0):
+                if key.fileobj == self._status_r:
+                    self._read_status()
+                elif key.fileobj == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 4096)
+                elif self.warm is not None:
+                    self.warm.poll()
+
+    def _handle_events(self) -> None:
+        events = []
+        while self.events:  # popleft, not a copy and clear(): the watcher thread appends
+            events.append(self.events.popleft())
+        self._reap()
+        if any(e[0] == "signal" and e[1] in _STOP_SIGNALS for e in events):
+            self._stop()
+        if self.state == STOPPING:
+            if time.monotonic() > self._stop_deadline:
+                self._kill_all(signal.SIGKILL)
+            return
+        self._check_packages()
+        reload: tuple[str, float, float] | None = None
+        restartless: set[Path] = set()
+        for event in events:
+            if event[0] == "signal" and event[1] == signal.SIGHUP:
+                reload = ("SIGHUP", 0.0, time.monotonic())
+            elif event[0] == "change":
+                _kind, paths, detect, seen = event
+                code = sorted(str(p) for p in paths if self.watch.is_code(p))
+                if code:
+                    reload = (code[0], detect, seen)
+                    if self.warm is not None:
+                        self.warm.check_stale(paths)
+                restartless.update(p for p in paths if not self.watch.is_code(p))
+        if reload is not None:
+            self._reload(reload)
+        elif restartless and self.current is not None:
+            data = b"".join(os.fsencode(p) + b"\n" for p in sorted(restartless))
+            with contextlib.suppress(OSError):
+                os.write(self.current.changes_fd, data)
+
+    def _reload(self, trigger: tuple[str, float, float]) -> None:
+        if self.current is not None:
+            self._retire(self.current)
+        self.state = RUNNING
+        self._spawn(trigger)
+
+    def _retire(self, old: Generation) -> None:
+        # A generation still starting dies of the signal, which is as good: it is replaced.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old.pid, signal.SIGTERM)
+        if self.current is old:
+            self.current = None
+
+    def _stop(self) -> None:
+        if self.state != STOPPING:
+            self.state = STOPPING
+            self._stop_deadline = time.monotonic() + self.grace_period + 5
+        self._kill_all(signal.SIGTERM)
+        self.current = None
+
+    def _kill_all(self, sig: int) -> None:
+        for pid in list(self.generations):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _spawn(
+        self, trigger: tuple[str, float, float] | None, early: WarmProcess | None = None
+    ) -> None:
+        stderr_r, stderr_w = os.pipe()
+        changes_r, changes_w = os.pipe()
+        env = self.env
+        spawned = time.monotonic()
+        pid = None
+        if self.first is not None:
+            first, self.first = self.first, None
+            if threading.active_count() == 1:
+                pid = self._fork_here(first, early, stderr_r, stderr_w, changes_r, changes_w)
+        if pid is None and self.warm is not None:
+            if self.current is None and not self.generations:
+                # The first generation: better to wait for the warm process than to import
+                # everything a second time beside it.
+                self.warm.wait_ready(FIRST_START_WAIT)
+            pid = self.warm.fork(env, [self.listener.fileno(), self._status_w, stderr_w, changes_r])
+        if pid is None:
+            pid = self._exec(env, stderr_w, changes_r)
+        os.close(stderr_w)
+        os.close(changes_r)
+        tail = StderrTail(os.fdopen(stderr_r, "rb"))
+        self.current = Generation(pid, tail, changes_w, spawned, trigger)
+        self.generations[pid] = self.current
+
+    def _fork_here(
+        self,
+        first: Callable[[], None],
+        early: WarmProcess | None,
+        stderr_r: int,
+        stderr_w: int,
+        changes_r: int,
+        changes_w: int,
+    ) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+
+        def start() -> None:
+            if early is not None:
+                early.detach()
+            for fd in (stderr_r, changes_w, self._wake_r, self._wake_w, self._status_r):
+                os.close(fd)
+            os.dup2(stderr_w, 2)
+            os.close(stderr_w)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            os.environ.update(
+                {key: self.env[key] for key in (LISTEN_FD_ENV, SUPERVISOR_PID_ENV, STATUS_FD_ENV)}
+            )
+            os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
+            first()
+
+        generation.run_then_exit(start)
+
+    def _exec(self, env: dict[str, str], stderr_w: int, changes_r: int) -> int:
+        os.set_inheritable(changes_r, True)
+        for fd in (self.listener.fileno(), self._status_w):
+            os.set_inheritable(fd, True)
+        env = {**env, generation.CHANGES_FD_ENV: str(changes_r)}
+        return os.posix_spawn(
+            self.args[0],
+            self.args,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, stderr_w, 2)],
+            # SIGHUP waits, blocked, until the generation ignores it (become_child).
+            setsigmask={signal.SIGHUP},
+        )
+
+    def _reap(self) -> None:
         while True:
             try:
-                code = self.child.poll()
-                if code is not None:
-                    return code
-                if self.next_generation and not self.stopping:
-                    return None
-                self.retiring = [old for old in self.retiring if old.poll() is None]
-                time.sleep(0.02)
-            except KeyboardInterrupt:
-                self.stopping = True
-                self._send(signal.SIGTERM, everyone=True)
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.warm is not None and self.warm.exited(pid):
+                continue
+            gone = self.generations.pop(pid, None)
+            if gone is None:
+                continue
+            with contextlib.suppress(OSError):
+                os.close(gone.changes_fd)
+            if gone is self.current and self.state == RUNNING:
+                self.current = None
+                # Its last words, for the error page. Only here: a retiring fork-mode
+                # generation's children may hold its stderr open for a while yet.
+                gone.tail.join(2)
+                self._failed(gone, os.waitstatus_to_exitcode(status))
 
-    def _wait_retiring(self) -> None:
-        for old in self.retiring:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                old.wait(self.grace_period + 5)
+    def _failed(self, gone: Generation, code: int) -> None:
+        # An import error, say: keep the socket, show the error to every request, start
+        # again on the next save, as runserver's reloader waits for a fix.
+        sys.stderr.write(
+            f"cserver: server exited with status {code}; serving the error until a file changes.\n"
+        )
+        sys.stderr.flush()
+        self.error = gone.tail.last_error() or f"exit status {code}"
+        self.state = ERROR
 
-    def _serve_error_until_change(self, error: str) -> bool:
-        dirs = project_dirs() | self.extra_dirs
-        before = _snapshot(dirs)
-        state = {"next": 0.0, "changed": False}
+    def _read_status(self) -> None:
+        with contextlib.suppress(OSError):
+            self._status_buf += os.read(self._status_r, 65536)
+        *lines, self._status_buf = self._status_buf.split(b"\n")
+        now = time.monotonic()
+        for line in lines:
+            pid_text, _, rest = line.decode(errors="replace").partition(" ")
+            state, _, arg = rest.partition(" ")
+            gen = self.generations.get(int(pid_text)) if pid_text.isdigit() else None
+            if gen is None:
+                continue
+            if state == "loaded":
+                gen.loaded = now
+            elif state == "dir":
+                self._watch_more(Path(arg))
+            elif state == "ready":
+                self._log_timing(gen, now)
 
-        def done() -> bool:
-            if self.stopping or state["changed"]:
-                return True
-            now = time.monotonic()
-            if now >= state["next"]:
-                state["next"] = now + 0.3
-                state["changed"] = _snapshot(dirs) != before
-            return bool(state["changed"])
+    def _watch_more(self, directory: Path) -> None:
+        if directory.resolve() in self.watch.code_dirs:
+            return
+        if any(directory.resolve().is_relative_to(r) for r in filewatch.installed_roots()):
+            return
+        self.watch.code_dirs.add(directory.resolve())
+        # The set of watched directories is fixed per watcher: start one with the new set.
+        self.watcher.stop()
+        self.watcher = filewatch.Watcher(self.watch, self._on_change)
+        self.watcher.start()
 
-        serve_error_until(self.listener, error, done)
-        return not self.stopping
+    def _log_timing(self, gen: Generation, ready: float) -> None:
+        if gen.trigger is None:
+            return
+        reason, detect, seen = gen.trigger
+        loaded = gen.loaded or ready
+        total = detect + ready - seen
+        how = "forked" if self.warm is not None and self.warm.forked(gen.pid) else "exec"
+        print(
+            f"cserver: reloaded in {total * 1000:.0f} ms (detect {detect * 1000:.0f} ms, "
+            f"start {(loaded - seen) * 1000:.0f} ms, ready {(ready - loaded) * 1000:.0f} ms, "
+            f"{how}) after {reason}",
+            flush=True,
+        )
+
+    def _check_packages(self) -> None:
+        stamp = filewatch.packages_stamp()
+        if stamp != self._packages:
+            self._packages = stamp
+            if self.warm is not None:
+                # Installed packages changed: the warm process holds the old ones.
+                print("cserver: installed packages changed; restarting the warm process.")
+                sys.stdout.flush()
+                self.warm.restart()
+
+
+def report_dirs() -> None:
+    """From a generation once it serves: the project directories it loaded modules from."""
+    for directory in filewatch.project_dirs():
+        generation.report(f"dir {directory}")

@@ -25,9 +25,22 @@ def starts_a_supervisor(argv: Sequence[str]) -> bool:
     if argv[1:2] not in (["runcserver"], ["runconcurrentserver"]) or "--noreload" in argv:
         return False
     # Imported only now: apps.py imports this module in every process that loads cserver.
-    from cserver import reloader
+    from cserver import generation
 
-    return not reloader.is_child()
+    return not generation.is_child()
+
+
+def start_warm_early(argv: Sequence[str]) -> None:
+    """For a command line that starts a supervisor (runcserver, or `cserver demo`), start
+    the warm process that generations fork from now, while the project loads."""
+    if any(flag in argv for flag in ("--print-config", "--help", "-h")):
+        return
+    demo = argv[1:2] == ["demo"] and "--noreload" not in argv
+    if demo or starts_a_supervisor(argv):
+        from cserver import generation, warm
+
+        if not generation.is_child():
+            warm.start_early()
 
 
 def run_despite(error: BaseException, argv: Sequence[str]) -> None:

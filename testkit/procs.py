@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +43,26 @@ def alive(pid: int) -> bool:
 def session_members(sid: int) -> list[int]:
     """Live (non-zombie) processes of session ``sid`` (a process started in a new session)."""
     return [pid for pid, fields in _stats() if int(fields[3]) == sid and fields[0] not in "ZX"]
+
+
+def direct_children(pid: int) -> list[int]:
+    """Children of ``pid`` from its tasks' lists: one small read, fast enough to spin on."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.extend(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def generations(supervisor: int) -> set[int]:
+    """The supervisor's children that serve, not the warm process they are forked from."""
+    found = set()
+    for pid in direct_children(supervisor):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name != "cserver-warm":
+            found.add(pid)
+    return found

@@ -44,13 +44,19 @@ class PoolServer(WatchingServer):
                 self._backlog.append(conn)
                 return
             inbox = self._idle.pop()
+            conn.state = BUSY  # a worker's from now: the drain must not drop it
         inbox.put(conn)
 
     def _next(self, inbox: queue.SimpleQueue[ClientConnection | None]) -> ClientConnection | None:
         """The next request for this worker: queued work first, else wait to be handed one."""
         with self._lock:
             if self._backlog:
-                return self._backlog.popleft()
+                conn = self._backlog.popleft()
+                # Marked under the lock: the drain, past its deadline, drops every
+                # connection not BUSY, and this one is a worker's from here on.
+                if conn is not None:
+                    conn.state = BUSY
+                return conn
             self._idle.append(inbox)
         return inbox.get()
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 import signal
 import socket
 import sys
@@ -18,7 +16,7 @@ from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import DatabaseError
 
-from cserver import reloader
+from cserver import generation, reloader
 from cserver.command_defaults import with_command_defaults
 from cserver.compat import system_check_kwargs
 from cserver.config import (
@@ -128,9 +126,15 @@ class Command(StaticfilesRunserverCommand):
             self.inner_run(None, **options)
             return
         listener = self._bind_or_exit()
-        supervisor = reloader.Supervisor(listener, self.config.grace_period)
         if self.startup_error is not None:
+            supervisor = reloader.Supervisor(listener, self.config.grace_period)
             supervisor.watch_also(error_file(self.startup_error))
+        else:
+            # The project is loaded here already: the first generation forks from this
+            # process and goes straight to its checks.
+            supervisor = reloader.Supervisor(
+                listener, self.config.grace_period, lambda: self.inner_run(None, **options)
+            )
         sys.exit(supervisor.run())
 
     def _bind_or_exit(self) -> socket.socket:
@@ -146,6 +150,7 @@ class Command(StaticfilesRunserverCommand):
         listener = None
         if reloader.is_child():
             reloader.become_child()
+            generation.report("loaded")
             listener = reloader.inherited_listener()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
@@ -168,36 +173,20 @@ class Command(StaticfilesRunserverCommand):
             self.stdout.write(self.style.WARNING(warning))
         self.stdout.write(describe(config, server))
         self.stdout.flush()
+        if reloader.is_child():
+            generation.report("ready")
+            generation.follow_changes(reloader.report_dirs)
         self._serve(server)
 
     def _serve(self, server: BaseServer) -> None:
-        exit_code = 0
-
         def stop(signum: int, frame: object) -> None:
             server.request_shutdown()
 
-        def reload(path: str) -> None:
-            nonlocal exit_code
-            if exit_code:
-                return
-            self.stdout.write(f"{path} changed, reloading.")
-            exit_code = reloader.RELOAD_EXIT_CODE
-            # The supervisor starts the next generation while this one drains.
-            with contextlib.suppress(OSError):
-                os.kill(os.getppid(), signal.SIGUSR1)
-            server.request_shutdown()
-
+        # In a generation the supervisor decides about reloads: it watches the files, and
+        # SIGTERM is how it retires this generation (which then drains like any stop).
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        if reloader.is_child():
-            # SIGHUP forces a new generation, as a file change would.
-            signal.signal(signal.SIGHUP, lambda *_: reload("SIGHUP"))
-            reloader.watch_code(reload)
         server.serve_forever()
         sys.stdout.flush()
         sys.stderr.flush()
-        if exit_code:
-            # Leave without waiting on the watcher thread or atexit work: the next
-            # generation is already waiting for the socket.
-            os._exit(exit_code)
         sys.exit(0)

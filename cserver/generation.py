@@ -1,0 +1,139 @@
+"""The server generation's side of the reloader: what a process started by the supervisor does.
+
+A generation inherits the listening socket and three descriptors' numbers through the
+environment: the socket, a pipe on which it reports progress to the supervisor
+("loaded", then "ready"), and a pipe on which the supervisor sends the paths of changed
+files that need no restart (templates, translations). It never watches files itself and
+never decides to reload: the supervisor does both.
+
+A thread reads that pipe. In fork mode this process forks for each connection, and a fork
+while that thread held a lock (stdout's, a logging handler's) would leave the child with
+a lock nobody releases. The thread is idle in ``os.read`` (no Python lock held) except
+while it handles a message, and it does that under ``_quiet``, which ``os.fork`` takes
+first (``os.register_at_fork``): a fork never happens in the middle of that work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
+SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
+STATUS_FD_ENV = "CSERVER_STATUS_FD"
+CHANGES_FD_ENV = "CSERVER_CHANGES_FD"
+
+_quiet = threading.Lock()
+
+
+def _fresh_lock_in_child() -> None:
+    global _quiet
+    _quiet = threading.Lock()
+
+
+os.register_at_fork(
+    before=lambda: _quiet.acquire(),
+    after_in_parent=lambda: _quiet.release(),
+    after_in_child=_fresh_lock_in_child,
+)
+
+
+def run_then_exit(start: Callable[[], object]) -> NoReturn:
+    """In a freshly forked generation: run ``start``, then leave with its exit status,
+    never returning into the stack (or the atexit work) of the process it was forked from."""
+    code = 1
+    try:
+        start()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def is_child() -> bool:
+    """True in a server generation started by the supervisor."""
+    return LISTEN_FD_ENV in os.environ
+
+
+def inherited_listener() -> socket.socket | None:
+    """The socket the supervisor passed down, if this process is a server generation."""
+    value = os.environ.get(LISTEN_FD_ENV)
+    if not value:
+        return None
+    sock = socket.socket(fileno=int(value))
+    sock.set_inheritable(False)
+    return sock
+
+
+def become_child() -> None:
+    """Called first in a server generation: never outlive the supervisor, leave SIGHUP to it."""
+    from cserver.server.fork import die_with_parent
+
+    # SIGHUP is the supervisor's to act on (a reload); sent to the whole process group it
+    # reaches this process and its fork-mode children too, which must ignore it. The
+    # supervisor starts generations with SIGHUP blocked, so none is lost before this line.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    die_with_parent(signal.SIGKILL)
+    # The supervisor may have died before prctl() took effect. Compare with its pid, not
+    # with 1: in a container without an init process the supervisor is PID 1.
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if supervisor.isdigit() and os.getppid() != int(supervisor):
+        os._exit(1)
+
+
+def report(state: str) -> None:
+    """Tell the supervisor how far this generation got ("loaded", "ready")."""
+    fd = os.environ.get(STATUS_FD_ENV, "")
+    if fd.isdigit():
+        # One short write to a pipe is atomic, so generations never interleave their lines.
+        with contextlib.suppress(OSError):
+            os.write(int(fd), f"{os.getpid()} {state}\n".encode())
+
+
+def follow_changes(first: Callable[[], None]) -> None:
+    """In a thread: call ``first``, then apply the supervisor's file-change messages
+    (templates, translations)."""
+    fd = os.environ.get(CHANGES_FD_ENV, "")
+    if not fd.isdigit():
+        return
+    threading.Thread(
+        target=_apply_changes, args=(int(fd), first), name="cserver-changes", daemon=True
+    ).start()
+
+
+def _apply_changes(fd: int, first: Callable[[], None]) -> None:
+    from django.utils import autoreload
+
+    with _quiet:
+        first()
+    pending = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        with _quiet:
+            for line in lines:
+                # Django's own receivers reset the template loaders and translation caches.
+                # A receiver that fails must not end the thread: later edits still count.
+                autoreload.file_changed.send_robust(sender=None, file_path=Path(os.fsdecode(line)))
