@@ -81,13 +81,13 @@ class PoolServer(WatchingServer):
     def _serve(self, conn: ClientConnection, name: str) -> None:
         conn.state = BUSY
         keep = False
-        max_body = self.limits.max_body_bytes
+        limits = self.limits
         try:
             keep = handle_request(conn, self.ctx, name)
             # Pipelined requests already buffered whole are served without a selector round
             # trip; a partial one goes back to the selector, which times it.
             while keep and conn.buf:
-                ready = request_ready(conn, max_body)
+                ready = request_ready(conn, limits.max_body_bytes, limits.body_timeout)
                 if ready == GO:
                     keep = handle_request(conn, self.ctx, name)
                     continue
