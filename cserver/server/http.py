@@ -42,10 +42,13 @@ __all__ = [
 ]
 
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Control characters other than HTAB, CR and LF are never valid in a head.
-_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters other than HTAB, CR and LF are never valid in a head. (Deleting them
+# with bytes.translate and comparing lengths is several times faster than a regex search.)
+_CTL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _TARGET_BAD_RE = re.compile(rb"[\x00-\x20\x7f]")
 _LENGTH_RE = re.compile(rb"[0-9]{1,18}")
+# Header names joined by LF: tokens only.
+_NAMES_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
 # A chunk-size line: hex digits, then nothing or ";" and extensions, which are ignored. No
 # whitespace around the size, no control characters (RFC 9112 section 7.1; the BWS it
 # allows before ";" is refused too, as h11 does: no client sends it).
@@ -301,17 +304,21 @@ def parse_head(head: bytes) -> RequestHead:
     method, target, version = parse_request_line(request_line)
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, "Request Header Fields Too Large", "too many header lines")
-    if _CTL_RE.search(head):
+    if len(head.translate(None, _CTL_BYTES)) != len(head):
         raise bad_request("control character in the request head")
+    fields = lines[1:]
+    if fields and max(map(len, fields)) > MAX_LINE_BYTES:
+        raise HttpError(431, "Request Header Fields Too Large", "header line too long")
     headers = []
-    for line in lines[1:]:
-        if len(line) > MAX_LINE_BYTES:
-            raise HttpError(431, "Request Header Fields Too Large", "header line too long")
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN_RE.fullmatch(name):
-            # Covers obsolete line folding too (a line starting with whitespace).
+    for line in b"\n".join(fields).decode("latin-1").split("\n") if fields else ():
+        name, colon, value = line.partition(":")
+        if not colon:
             raise bad_request("malformed header line")
-        headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
+        headers.append((name, value.strip(" \t")))
+    # All names checked in one regex call rather than one call per line. Covers obsolete
+    # line folding too (a line starting with whitespace).
+    if headers and not _NAMES_RE.fullmatch("\n".join([name for name, _ in headers])):
+        raise bad_request("malformed header line")
     parsed = RequestHead(
         method.decode("ascii"),
         target.decode("latin-1"),

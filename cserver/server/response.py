@@ -8,9 +8,11 @@ be read as the missing rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cserver.server.canned import SERVER_HEADER, canned_response
@@ -37,6 +39,7 @@ _HOP_BY_HOP = frozenset(
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9] [^\r\n\x00]*")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _INTERNAL_ERROR = b"A server error occurred.  Please contact the administrator."
 
 
@@ -277,11 +280,30 @@ def _send_result(response: Response, result: Iterable[bytes]) -> bool:
     if response.no_body:
         # Nothing of it would be sent: stop here, so an endless stream holds no worker.
         return response.finish()
-    if response.send_body(first):
-        for data in iterator:
-            if not response.send_body(data):
-                break
-    return response.finish()
+    with coalescing(response.conn):
+        if response.send_body(first):
+            for data in iterator:
+                if not response.send_body(data):
+                    break
+        return response.finish()
+
+
+@contextlib.contextmanager
+def coalescing(conn: ClientConnection) -> Iterator[None]:
+    """Let the kernel merge a stream's small parts into full segments (Nagle's algorithm)
+    while it is sent, as runserver's sockets always do; switching TCP_NODELAY back on at
+    the end sends what is left at once. Connections otherwise keep TCP_NODELAY, so a
+    response sent in one piece never waits for an acknowledgement."""
+    tcp = conn.sock.family in _TCP_FAMILIES
+    if tcp:
+        with contextlib.suppress(OSError):
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    try:
+        yield
+    finally:
+        if tcp:
+            with contextlib.suppress(OSError):
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _send_internal_error(response: Response) -> bool:
