@@ -8,23 +8,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from cserver.server.body import BodyReader, read_chunked
-from cserver.server.canned import SERVER_HEADER, canned_response
+from cserver.server.canned import canned_response
 from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
-from cserver.server.context import Flag, ServerContext, WSGIApp
+from cserver.server.context import ServerContext
 from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large, read_head
 from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
 from cserver.server.response import Response, run_app, server_logger
 
-__all__ = [
-    "SERVER_HEADER",
-    "ClientConnection",
-    "Flag",
-    "ServerContext",
-    "WSGIApp",
-    "handle_request",
-    "send_error",
-    "server_logger",
-]
+__all__ = ["handle_request", "log_request", "send_error"]
 
 logger = logging.getLogger("cserver")
 
@@ -129,7 +120,7 @@ def _request_body(
     """``wsgi.input`` for the framing the head declared: (body, its lazy reader or None)."""
     limits = ctx.limits
     if head.chunked:
-        _continue_if_expected(conn, ctx, head, 1)
+        _continue_if_expected(conn, head, 1)
         body, length = read_chunked(
             conn, limits.max_body_bytes, limits.body_timeout, limits.io_timeout
         )
@@ -140,7 +131,7 @@ def _request_body(
         if length > limits.max_body_bytes:
             raise body_too_large(limits.max_body_bytes)
         environ["CONTENT_LENGTH"] = str(length)
-        _continue_if_expected(conn, ctx, head, length)
+        _continue_if_expected(conn, head, length)
     elif any(name.lower() == "content-length" for name, _ in head.headers):
         environ["CONTENT_LENGTH"] = "0"
     reader = BodyReader(conn, length, limits.body_timeout, limits.io_timeout)
@@ -154,12 +145,10 @@ def _skip_unread(conn: ClientConnection, reader: BodyReader) -> bool:
     return reader.remaining <= len(conn.buf) and reader.discard(MAX_DISCARD)
 
 
-def _continue_if_expected(
-    conn: ClientConnection, ctx: ServerContext, head: RequestHead, length: int
-) -> None:
+def _continue_if_expected(conn: ClientConnection, head: RequestHead, length: int) -> None:
     # Only when the body is not already here: the client may have sent it without waiting.
     if head.expect_continue and not conn.continued and len(conn.buf) < length:
-        conn.send_all(b"HTTP/1.1 100 Continue\r\n\r\n", ctx.limits.io_timeout)
+        conn.send_continue()
 
 
 def send_error(
