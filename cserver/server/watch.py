@@ -2,9 +2,9 @@
 
 Clients that send slowly ("slowloris") cost a selector entry and a buffer here, never a
 worker thread or a child process: a connection is handed on only once its whole head (and
-a small body) is buffered, or once it is known to be bad. Between requests, the pool hands
-kept-alive connections back to the selector; a fork child keeps its connection until the
-client leaves or the keep-alive timeout passes (a limit stated in README).
+a small body) is buffered, or once it is known to be bad. Between requests, idle
+keep-alive connections come back here too: from a pool worker when no request follows
+within pool.NEXT_REQUEST_WAIT_MS, from a fork child after fork.HAND_BACK_AFTER.
 """
 
 from __future__ import annotations

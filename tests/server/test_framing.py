@@ -218,3 +218,21 @@ def test_file_wrapper_shorter_file_closes(server) -> None:
     assert time.monotonic() - started < 2.5
     assert raw.count(b"HTTP/1.1 ") == 1
     assert "shorter than its Content-Length" in server.output()
+
+
+def test_fork_idle_keep_alive_connection_holds_no_child(wire_server) -> None:
+    server = wire_server("fork", "--workers", "1", "--keepalive-timeout", "5")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle:
+        idle.sendall(request("GET", "/hello"))
+        first = b""
+        while not first.endswith(b"hello"):
+            first += idle.recv(4096)
+        # The only child is free again well before the idle client's keep-alive ends.
+        started = time.monotonic()
+        raw = exchange(server.port, request("GET", "/hello", b"Connection: close"), timeout=4)
+        assert parse_replies(raw, ["GET"])[0][0].status == 200, raw
+        assert time.monotonic() - started < 2.5
+        # And the idle connection is still good.
+        idle.sendall(request("GET", "/hello", b"Connection: close"))
+        replies, error = parse_replies(read_until_closed(idle, 5), ["GET"])
+    assert error == "" and [(r.status, r.body) for r in replies] == [(200, b"hello")]
