@@ -159,15 +159,16 @@ class Response:
     def start(self, body: bytes = b"") -> None:
         """Send the head (with ``body`` when it is the whole body, in one send)."""
         self._frame()
+        head = self.head_bytes()  # before `sent`: a header it cannot encode is still a 500
         self.sent = True
         if body and not self.no_body:
             body = self._clip(body)
             self.size += len(body)
             if self.chunked:
                 body = b"%x\r\n%s\r\n" % (len(body), body)
-            self.send(self.head_bytes() + body)
+            self.send(head + body)
         else:
-            self.send(self.head_bytes())
+            self.send(head)
 
     def write(self, data: bytes) -> None:
         """The legacy WSGI write() callable."""

@@ -125,6 +125,7 @@ def test_hop_by_hop_headers_are_the_servers() -> None:
         [("X A", "b")],
         [("Content-Length", "abc")],
         [("Content-Length", "1"), ("Content-Length", "2")],
+        [("X-A", "caf\u00e9 \u2603")],  # not Latin-1: cannot go on the wire
     ],
 )
 def test_invalid_headers_from_the_app_are_a_500(headers: list) -> None:
