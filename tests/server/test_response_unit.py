@@ -88,6 +88,12 @@ def test_head_sends_the_headers_of_get_and_no_body(make) -> None:
     assert keep and headers["content-length"] == "3" and body == b""
 
 
+def test_head_of_a_list_declares_the_length_of_get() -> None:
+    keep, data = serve(returning("200 OK", [], [b"abcd"]), method="HEAD")
+    headers, body = split(data)
+    assert keep and headers["content-length"] == "4" and body == b""
+
+
 @pytest.mark.parametrize("status", ["204 No Content", "304 Not Modified", "101 Switching"])
 def test_no_body_statuses(status: str) -> None:
     keep, data = serve(generator(status, [("Content-Length", "3")], [b"abc"]))
