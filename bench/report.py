@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import transfer
 from bench.scenarios import DB_LABEL, HTTP_SCENARIOS, median_of
 from bench.servers import SERVERS
 
@@ -45,17 +46,20 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             "time_vs_runserver": _ratio(elapsed, rs_time),
             "errors": sum(r["errors"] for r in runs),
         }
-    return {"http": http, "db": db, "targets": _targets(http, db)}
+    moved = transfer.summarise(results.get("transfer", {}))
+    return {"http": http, "db": db, "transfer": moved, "targets": _targets(http, db, moved)}
 
 
 def _target(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
     return {"target": name, "ok": ok, "detail": detail}
 
 
-def _targets(http: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
+def _targets(
+    http: dict[str, Any], db: dict[str, Any], moved: dict[str, Any]
+) -> list[dict[str, Any]]:
     out = []
     pool_a = http.get("a", {}).get("pool", {})
-    for base, need in (("waitress", 1.0), ("runserver", 2.0)):
+    for base, need in (("waitress", 1.5), ("runserver", 2.0)):
         ratio = pool_a.get(f"vs_{base}")
         detail = "not measured" if ratio is None else f"{ratio:.2f}x"
         if ratio is not None and ratio < need:
@@ -86,6 +90,15 @@ def _targets(http: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
             "not measured" if ratio is None else f"{(ratio - 1):+.0%} time vs runserver",
         )
     )
+    for key, base in (("e", "waitress"), ("f", "runserver")):
+        ratio = moved.get(key, {}).get("pool", {}).get(f"vs_{base}")
+        out.append(
+            _target(
+                f"({key}) pool time <= {base}'s",
+                None if ratio is None else ratio <= 1.0,
+                "not measured" if ratio is None else f"{ratio:.2f}x {base}'s time",
+            )
+        )
     return out
 
 
@@ -138,6 +151,7 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
                 f"{'-' if ratio is None else f'{ratio - 1:+.0%}'} |"
             )
         lines.append("")
+    lines += transfer.markdown(summary.get("transfer", {}), {n: SERVERS[n].label for n in names})
     if results.get("failures"):
         lines.append("Failures (excluded from the medians):")
         lines.append("")

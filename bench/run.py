@@ -22,8 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `cserver` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import report, servers, wrk  # noqa: E402
-from bench.scenarios import ALL_SCENARIOS, DB_KEY, HTTP_SCENARIOS, run_db, run_http  # noqa: E402
+from bench import report, servers, transfer, wrk  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    ALL_SCENARIOS,
+    DB_KEY,
+    HTTP_SCENARIOS,
+    migrate,
+    run_db,
+    run_http,
+)
 
 
 def _usage_error(message: str) -> None:
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "http": {},
         "db": {},
+        "transfer": {},
         "failures": [],
     }
     load1 = os.getloadavg()[0]
@@ -129,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 warmup=args.warmup,
                 wrk_threads=args.wrk_threads,
+                workdir=workdir,
+                log=_log,
+                failures=results["failures"],
+            )
+        transfer_keys = [k for k in args.scenarios if k in transfer.TRANSFER_SCENARIOS]
+        if transfer_keys:
+            if transfer.curl_path() is None:
+                _usage_error("curl is not installed (apt-get install curl); or leave out e,f")
+            env = servers.base_env(workdir)
+            migrate(env, workdir)
+            results["transfer"] = transfer.run_transfer(
+                args.servers,
+                transfer_keys,
+                repeat=args.repeat,
+                env=env,
                 workdir=workdir,
                 log=_log,
                 failures=results["failures"],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers, wrk
+from bench.transfer import TRANSFER_SCENARIOS
 from cserver.probe import ProbeOptions, run_probe
 
 
@@ -37,7 +38,7 @@ HTTP_SCENARIOS = {
 }
 DB_KEY = "d"
 DB_LABEL = "DB: sequential new-socket /db, CONN_MAX_AGE=None"
-ALL_SCENARIOS = (*HTTP_SCENARIOS, DB_KEY)
+ALL_SCENARIOS = (*HTTP_SCENARIOS, DB_KEY, *TRANSFER_SCENARIOS)
 
 Log = Callable[[str], None]
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from cserver.server.canned import canned_response
+
 _TRACEBACK_START = "Traceback (most recent call last):"
 
 
@@ -79,13 +81,12 @@ def error_response(error: str, accepts_html: bool) -> bytes:
     else:
         body = f"{title}\n{advice}\n\n{error}\n"
         content_type = "text/plain; charset=utf-8"
-    payload = body.encode("utf-8")
-    head = (
-        "HTTP/1.1 500 Internal Server Error\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
-        "Retry-After: 1\r\nConnection: close\r\n\r\n"
+    return canned_response(
+        "500 Internal Server Error",
+        body.encode("utf-8"),
+        content_type=content_type,
+        headers=[("Retry-After", "1")],
     )
-    return head.encode("latin-1") + payload
 
 
 def serve_error_until(

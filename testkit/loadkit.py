@@ -273,7 +273,7 @@ async def soak(port: int, seconds: float, clients: int) -> Outcomes:
                     "bad-request-answered" if data[9:10] == b"4" or not data else "bad-request-odd"
                 ] += 1
             elif kind == 9:  # gone mid-request
-                writer.write(b"POST /echo HTTP/1.1\r\nContent-Length: 50\r\n\r\npart")
+                writer.write(b"POST /echo HTTP/1.1\r\nHost: load\r\nContent-Length: 50\r\n\r\npart")
                 outcomes["left-mid-request"] += 1
             else:  # too slow: the header timeout answers
                 writer.write(b"GET /hello HTTP/1.1\r\nHost: load\r\n")

@@ -322,6 +322,22 @@ def test_hello_is_plain_text(demo: ServerProcess) -> None:
     assert response.text == "Hello, world!"
 
 
+def test_download_is_a_file_response_of_the_size_asked(demo: ServerProcess) -> None:
+    response = get(demo, "/download?mb=2")
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(2 << 20)
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.content == bytes(range(256)) * 4096 * 2
+    assert get(demo, "/download?mb=9999").status_code == 400
+
+
+def test_stream_yields_the_parts_asked(demo: ServerProcess) -> None:
+    response = get(demo, "/stream?parts=1000")
+    assert response.status_code == 200
+    assert response.text.splitlines() == [f"part {n}" for n in range(1000)]
+    assert get(demo, "/stream?parts=x").status_code == 400
+
+
 def test_slow_sleeps_and_reports_the_worker(demo: ServerProcess) -> None:
     data = get_json(demo, "/slow?ms=120")
     assert set(data) == {"slept_ms", "mode", "worker", "pid", "thread", "started", "finished"}

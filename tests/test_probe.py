@@ -329,6 +329,17 @@ def test_bench_quick_http(tmp_path: Path) -> None:
     assert results["summary"]["http"]["a"]["pool"]["vs_waitress"] is not None
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_bench_quick_transfer(tmp_path: Path) -> None:
+    results = _bench(tmp_path, "--only", "runserver,pool,e,f")
+    for key in ("e", "f"):
+        runs = results["transfer"][key]
+        assert set(runs) == {"runserver", "pool"}
+        assert all(len(times) == 1 and times[0] > 0 for times in runs.values())
+    assert results["summary"]["transfer"]["f"]["pool"]["vs_runserver"] is not None
+    assert not results["failures"]
+
+
 @pytest.mark.postgres
 def test_bench_quick_db(pg: Any, tmp_path: Path) -> None:
     results = _bench(tmp_path, "--only", "pool,d", "--pg-url", pg.database_url("postgres"))

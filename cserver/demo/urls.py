@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cserver.demo import views
+from cserver.demo import transfer, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -12,4 +12,6 @@ urlpatterns = [
     path("counter/racy", views.counter_racy, name="counter-racy"),
     path("counter/safe", views.counter_safe, name="counter-safe"),
     path("counter/reset", views.counter_reset, name="counter-reset"),
+    path("download", transfer.download, name="download"),
+    path("stream", transfer.stream, name="stream"),
 ]

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from cserver.delay import RandomDelay
 from cserver.server.base import BaseServer, Lifecycle, create_listener
+from cserver.server.context import ServerContext, WSGIApp
 from cserver.server.fork import ForkServer
-from cserver.server.handler import ServerContext, WSGIApp
 from cserver.server.limits import Limits
 from cserver.server.netcheck import is_loopback, network_warning
 from cserver.server.pool import PoolServer

@@ -13,8 +13,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cserver.server.canned import canned_response
 from cserver.server.conn import LINGER, ClientConnection
-from cserver.server.handler import SERVER_HEADER, ServerContext, handle_request
+from cserver.server.context import ServerContext
+from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
 
 __all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "wait_readable"]
@@ -25,12 +27,6 @@ logger = logging.getLogger("cserver")
 ARRIVAL_GRACE = 1.0
 _LISTENER = "listener"
 _WAKE = "wake"
-_REFUSAL = (
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    f"Server: {SERVER_HEADER}\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n"
-    "Retry-After: 1\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
-)
 _REFUSAL_BODY = "503 Service Unavailable: connection limit reached ({limit} open connections)\n"
 
 
@@ -71,7 +67,7 @@ def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.so
 def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) -> bool:
     """Wait for the next request on a connection; False on timeout, or on shutdown unless
     a request has arrived or is arriving on a fresh connection."""
-    if conn.buf:
+    if conn.buf or conn.head is not None or conn.error is not None:
         return True
     poller = select.poll()
     poller.register(conn.fd, select.POLLIN)
@@ -230,7 +226,9 @@ class BaseServer:
         """Answer a connection over the limit with a 503 at once; it holds no worker."""
         self.refused += 1
         body = _REFUSAL_BODY.format(limit=self.limits.connection_limit)
-        data = _REFUSAL.format(length=len(body), body=body).encode("latin-1")
+        data = canned_response(
+            "503 Service Unavailable", body.encode("latin-1"), headers=[("Retry-After", "1")]
+        )
         with contextlib.suppress(OSError):
             conn.sock.send(data)  # a fresh socket's send buffer takes this whole
         # The client may not have sent its request yet: closing before it does would make

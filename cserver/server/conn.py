@@ -6,8 +6,12 @@ import contextlib
 import select
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from cserver.server.limits import LINGER_BYTES, RECV_SIZE
+
+if TYPE_CHECKING:
+    from cserver.server.http import HttpError, RequestHead
 
 # Connection states, kept as small ints: they are read on every request.
 IDLE = 0  # between requests, waiting for the first byte (keep-alive timeout runs)
@@ -39,9 +43,12 @@ class ClientConnection:
         "buf",
         "continued",
         "deadline",
+        "error",
         "fd",
+        "head",
         "line_ok",
         "linger",
+        "linger_limit",
         "requests_served",
         "scanned",
         "since",
@@ -61,8 +68,12 @@ class ClientConnection:
         self.scanned = 0  # bytes of buf already searched for the end of the head
         self.line_ok = False  # the buffered request line was already checked
         self.continued = False  # "100 Continue" was sent for the buffered request
+        # The next request's head, parsed by the selector, or why it cannot be served.
+        self.head: RequestHead | None = None
+        self.error: HttpError | None = None
         self.requests_served = 0
         self.linger = False  # an error response went out: close gracefully
+        self.linger_limit = LINGER_BYTES  # how much the client may send while we close
 
     def recv_nowait(self) -> bool | None:
         """Append what the socket has now: True if data came, False at end of stream, None if
@@ -140,6 +151,8 @@ class ClientConnection:
         """Half-close: the client sees our response and EOF, and may still send."""
         self.state = LINGER
         self.buf.clear()
+        self.head = None
+        self.error = None
         self.scanned = 0
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
@@ -157,7 +170,7 @@ class ClientConnection:
                 return False
             # While lingering, ``scanned`` counts the bytes dropped.
             self.scanned += len(data)
-            if self.scanned > LINGER_BYTES:
+            if self.scanned > self.linger_limit:
                 return False
         return True
 

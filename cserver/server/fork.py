@@ -7,16 +7,23 @@ import ctypes
 import gc
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
 from collections import deque
 
-from cserver.server.base import logger
-from cserver.server.conn import ClientConnection
+from cserver.server.base import logger, wait_readable
+from cserver.server.conn import IDLE, ClientConnection
+from cserver.server.handler import handle_request
 from cserver.server.watch import WatchingServer
 
 _PR_SET_PDEATHSIG = 1
+# A child whose client sends nothing for this long exits with HAND_BACK, and the parent,
+# which kept its copy of the socket, watches the idle connection again: an idle
+# keep-alive client holds no child. A client that keeps sending keeps its child.
+HAND_BACK_AFTER = 0.5
+HAND_BACK = 75
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
@@ -31,7 +38,8 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 
 class ForkServer(WatchingServer):
-    """Forks a child for each connection, with at most ``workers`` children alive at once.
+    """Forks a child for each connection (and again when a connection its idle child handed
+    back sends its next request), with at most ``workers`` children alive at once.
 
     The parent reads each request head first (so a slow client never holds a child) and
     queues connections with a complete request while the cap is reached; past the
@@ -49,6 +57,8 @@ class ForkServer(WatchingServer):
         gc.collect()
         gc.freeze()
         self.children: dict[int, float] = {}
+        # The parent's copy of each connection a child serves, by the child's pid.
+        self._lent: dict[int, ClientConnection] = {}
         self._waiting: deque[ClientConnection] = deque()
         self._pid = os.getpid()
         self._previous_sigchld: object = None
@@ -77,14 +87,30 @@ class ForkServer(WatchingServer):
     def reap(self) -> None:
         while self.children:
             try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
                 break
             if pid == 0:
                 break
             self.children.pop(pid, None)
+            conn = self._lent.pop(pid, None)
+            if conn is not None:
+                self._take_back(conn, status)
         self._spawn_waiting()
+
+    def _take_back(self, conn: ClientConnection, status: int) -> None:
+        """A child ended: watch its idle keep-alive connection again, or close it."""
+        handed_back = os.WIFEXITED(status) and os.WEXITSTATUS(status) == HAND_BACK
+        if not handed_back or self.ctx.stopping.is_set():
+            conn.close()
+            return
+        conn.buf.clear()
+        conn.reset_request()
+        conn.head = conn.error = None
+        conn.requests_served += 1  # not a fresh connection: shutdown may close it at once
+        conn.state = IDLE
+        self.handle_accepted(conn)
 
     def dispatch(self, conn: ClientConnection) -> None:
         self._waiting.append(conn)
@@ -109,7 +135,7 @@ class ForkServer(WatchingServer):
             self.ctx.delay = delay
             self._child(conn)
         self.forget(conn)
-        conn.close()
+        self._lent[pid] = conn  # kept open: the child may hand the connection back
         self.children[pid] = time.monotonic()
 
     def _child(self, conn: ClientConnection) -> None:
@@ -126,7 +152,7 @@ class ForkServer(WatchingServer):
             self._close_parent_state(conn)
             self.lifecycle.child_started()
             try:
-                self.serve_connection(conn, f"fork-{os.getpid()}")
+                status = self._serve_child(conn, f"fork-{os.getpid()}")
             finally:
                 self.lifecycle.child_finished()
         except BaseException:
@@ -139,6 +165,24 @@ class ForkServer(WatchingServer):
             finally:
                 # Never return into the parent's stack or run its atexit handlers.
                 os._exit(status)
+
+    def _serve_child(self, conn: ClientConnection, worker: str) -> int:
+        """Serve the connection's requests; HAND_BACK once it idles, else 0 after closing."""
+        idle = False
+        try:
+            while True:
+                if not wait_readable(conn, HAND_BACK_AFTER, self.ctx):
+                    idle = True
+                    break
+                if not handle_request(conn, self.ctx, worker):
+                    break
+        except Exception:
+            logger.exception("cserver: internal error on a connection from %s", conn.addr)
+            conn.linger = False
+        if idle and not conn.buf and not conn.linger and not self.ctx.stopping.is_set():
+            return HAND_BACK  # exit without closing: the parent's copy stays open
+        self.finish_connection(conn)
+        return 0
 
     def _child_sigterm(self, signum: int, frame: object) -> None:
         self.ctx.stopping.set()
@@ -154,10 +198,12 @@ class ForkServer(WatchingServer):
         for fd in (self._wake_r, self._wake_w, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        for conn in (*self.conns.values(), *self._lingering.values(), *self._to_linger):
+        others = (*self.conns.values(), *self._lent.values(), *self._lingering.values())
+        for conn in (*others, *self._to_linger):
             if conn is not own:
                 conn.close()
         self.conns.clear()
+        self._lent.clear()
         self._lingering.clear()
         self._to_linger.clear()
         self._waiting.clear()
@@ -168,6 +214,10 @@ class ForkServer(WatchingServer):
             if conn.linger:
                 conn.close_gracefully(self.limits.linger_timeout)
             else:
+                # The parent still holds its copy of the socket until it reaps this child:
+                # end the stream now, so the client sees the close without waiting for that.
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_WR)
                 conn.close()
             return
         super().finish_connection(conn)
@@ -190,5 +240,8 @@ class ForkServer(WatchingServer):
         while self.children and time.monotonic() < deadline:
             self.reap()
             time.sleep(0.01)
+        for conn in self._lent.values():
+            conn.close()  # their children did not exit in time
+        self._lent.clear()
         if self._previous_sigchld is not None:
             signal.signal(signal.SIGCHLD, self._previous_sigchld)  # type: ignore[arg-type]

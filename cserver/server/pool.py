@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import queue
+import select
 import threading
 import time
 from collections import deque
 
 from cserver.server.base import logger
-from cserver.server.conn import BUSY, ClientConnection
+from cserver.server.conn import BUSY, ClientConnection, ClientGone
 from cserver.server.handler import handle_request
 from cserver.server.http import CONTINUE, GO, request_ready
 from cserver.server.watch import WatchingServer
+
+# How long a worker that just answered waits for the same client's next request before
+# handing the connection back to the selector (only while no other request is queued).
+NEXT_REQUEST_WAIT_MS = 2
 
 
 class PoolServer(WatchingServer):
@@ -87,13 +92,15 @@ class PoolServer(WatchingServer):
     def _serve(self, conn: ClientConnection, name: str) -> None:
         conn.state = BUSY
         keep = False
-        max_body = self.limits.max_body_bytes
+        limits = self.limits
         try:
             keep = handle_request(conn, self.ctx, name)
             # Pipelined requests already buffered whole are served without a selector round
-            # trip; a partial one goes back to the selector, which times it.
-            while keep and conn.buf:
-                ready = request_ready(conn, max_body)
+            # trip; a partial one goes back to the selector, which times it. So is the next
+            # request of a client that sends it right after reading the response, if no
+            # other request waits meanwhile.
+            while keep and (conn.buf or self._next_arrives(conn)):
+                ready = request_ready(conn, limits.max_body_bytes, limits.body_timeout)
                 if ready == GO:
                     keep = handle_request(conn, self.ctx, name)
                     continue
@@ -106,6 +113,22 @@ class PoolServer(WatchingServer):
             else:
                 self.forget(conn)
                 self.finish_connection(conn)
+
+    def _next_arrives(self, conn: ClientConnection) -> bool:
+        """Whether the client's next request came within NEXT_REQUEST_WAIT (read into its
+        buffer), while no other request is queued: saves the hand-back to the selector and
+        the hand-over to a worker, which cost more than the request itself on a fast
+        client."""
+        if self._backlog or self.ctx.stopping.is_set():
+            return False
+        poller = select.poll()
+        poller.register(conn.fd, select.POLLIN)
+        if not poller.poll(NEXT_REQUEST_WAIT_MS):
+            return False
+        try:
+            return bool(conn.recv_nowait())
+        except ClientGone:
+            return False
 
     def drain(self, deadline: float) -> None:
         self.finish_arrivals(deadline)

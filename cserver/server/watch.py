@@ -1,8 +1,10 @@
 """Servers whose selector reads each request before anything else sees it.
 
-Idle keep-alive connections and clients that send slowly ("slowloris") cost a selector
-entry and a buffer here, never a worker thread or a child process: a connection is handed
-on only once its whole head (and a small body) is buffered, or once it is known to be bad.
+Clients that send slowly ("slowloris") cost a selector entry and a buffer here, never a
+worker thread or a child process: a connection is handed on only once its whole head (and
+a small body) is buffered, or once it is known to be bad. Between requests, idle
+keep-alive connections come back here too: from a pool worker when no request follows
+within pool.NEXT_REQUEST_WAIT_MS, from a fork child after fork.HAND_BACK_AFTER.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class WatchingServer(BaseServer):
         if conn.state == IDLE:
             conn.state = HEAD
             conn.deadline = time.monotonic() + self.limits.header_timeout
-        ready = request_ready(conn, self.limits.max_body_bytes)
+        ready = request_ready(conn, self.limits.max_body_bytes, self.limits.body_timeout)
         if ready == GO:
             self.selector.unregister(conn.sock)
             conn.state = READY
@@ -89,7 +91,9 @@ class WatchingServer(BaseServer):
         self.wake()
 
     def _rewatch(self, conn: ClientConnection) -> None:
-        if conn.buf:
+        if conn.head is not None:
+            conn.state = HEAD  # its body is arriving, on the deadline request_ready() set
+        elif conn.buf:
             # Part of the next request came with the last one: its clock is running.
             conn.deadline = conn.since + self.limits.header_timeout
             conn.state = HEAD

@@ -40,6 +40,7 @@ def head(lines: list[bytes], body: bytes = b"") -> bytes:
 
 
 GET = b"GET /hello HTTP/1.1"
+CHUNKED_POST = b"POST /echo HTTP/1.1"
 HOST = b"Host: t"
 
 CORPUS = [
@@ -70,56 +71,67 @@ CORPUS = [
     case("stray CR in header", head([GET, b"X-A: a\rb"]), 400),
     case(
         "content-length not a number",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: abc"]),
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: abc"]),
         400,
         modes=ALL_MODES,
     ),
-    case("content-length negative", head([b"POST /echo HTTP/1.1", b"Content-Length: -1"]), 400),
     case(
-        "content-length latin-1 digit", head([b"POST /echo HTTP/1.1", b"Content-Length: \xb2"]), 400
+        "content-length negative", head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: -1"]), 400
+    ),
+    case(
+        "content-length latin-1 digit",
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: \xb2"]),
+        400,
     ),
     case(
         "content-length 20 digits",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: " + b"9" * 20]),
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: " + b"9" * 20]),
         400,
     ),
     case(
         "conflicting content-lengths",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: 3", b"Content-Length: 4"], b"abcd"),
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: 3", b"Content-Length: 4"], b"abcd"),
         400,
     ),
     case(
         "content-length and transfer-encoding",
         head(
-            [b"POST /echo HTTP/1.1", b"Content-Length: 3", b"Transfer-Encoding: chunked"],
+            [b"POST /echo HTTP/1.1", HOST, b"Content-Length: 3", b"Transfer-Encoding: chunked"],
             b"3\r\nabc\r\n0\r\n\r\n",
         ),
         400,
         modes=ALL_MODES,
     ),
     case(
-        "unknown transfer-encoding", head([b"POST /echo HTTP/1.1", b"Transfer-Encoding: gzip"]), 501
+        "unknown transfer-encoding",
+        head([b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: gzip"]),
+        501,
     ),
     case(
         "chunk size not hex",
-        head([b"POST /echo HTTP/1.1", b"Transfer-Encoding: chunked"], b"zz\r\nabc\r\n0\r\n\r\n"),
+        head(
+            [b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked"], b"zz\r\nabc\r\n0\r\n\r\n"
+        ),
         400,
         modes=ALL_MODES,
     ),
     case(
         "chunk without its CRLF",
-        head([b"POST /echo HTTP/1.1", b"Transfer-Encoding: chunked"], b"3\r\nabcdef\r\n0\r\n\r\n"),
+        head(
+            [b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked"],
+            b"3\r\nabcdef\r\n0\r\n\r\n",
+        ),
         400,
     ),
     case(
         "chunk size line too long",
-        head([b"POST /echo HTTP/1.1", b"Transfer-Encoding: chunked"], b"1" * 9000 + b"\r\n"),
+        head([b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked"], b"1" * 9000 + b"\r\n"),
         400,
     ),
     case(
         "chunked body over the limit",
         head(
-            [b"POST /echo HTTP/1.1", b"Transfer-Encoding: chunked"],
+            [b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked"],
             b"%x\r\n" % (MAX_BODY + 1) + b"x" * (MAX_BODY + 1) + b"\r\n0\r\n\r\n",
         ),
         413,
@@ -127,7 +139,7 @@ CORPUS = [
     case(
         "body over the limit",
         head(
-            [b"POST /echo HTTP/1.1", b"Content-Length: %d" % (MAX_BODY * 20)],
+            [b"POST /echo HTTP/1.1", HOST, b"Content-Length: %d" % (MAX_BODY * 20)],
             b"x" * (MAX_BODY * 20),
         ),
         413,
@@ -135,13 +147,45 @@ CORPUS = [
     ),
     case(
         "declared body over the limit, not sent",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: 999999999"]),
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: 999999999"]),
         413,
     ),
     case(
         "unsupported expectation",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: 3", b"Expect: magic"], b"abc"),
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: 3", b"Expect: magic"], b"abc"),
         417,
+    ),
+    case(
+        "chunk size with a space after it",
+        head([CHUNKED_POST, HOST, b"Transfer-Encoding: chunked"], b"5\r\nhello\r\n0 \r\n\r\n"),
+        400,
+        modes=ALL_MODES,
+    ),
+    case(
+        "chunk size with a space before it",
+        head([CHUNKED_POST, HOST, b"Transfer-Encoding: chunked"], b" 5\r\nhello\r\n0\r\n\r\n"),
+        400,
+        modes=ALL_MODES,
+    ),
+    case(
+        "bare CR in a chunk extension",
+        head([CHUNKED_POST, HOST, b"Transfer-Encoding: chunked"], b"5;a\rb\r\nhello\r\n0\r\n\r\n"),
+        400,
+        modes=ALL_MODES,
+    ),
+    case(
+        "transfer-encoding in an HTTP/1.0 request",
+        head([b"POST /echo HTTP/1.0", HOST, b"Transfer-Encoding: chunked"], b"0\r\n\r\n"),
+        400,
+        modes=ALL_MODES,
+    ),
+    case("two host headers", head([GET, HOST, b"Host: u"]), 400, modes=ALL_MODES),
+    case("http/1.1 without host", head([GET]), 400, modes=ALL_MODES),
+    case(
+        "bad header block with a body announced",
+        head([b"POST /echo HTTP/1.1", HOST, b"Content-Length: 5", b"Bad Name: x"]),
+        400,
+        modes=ALL_MODES,
     ),
     case(
         "non-ASCII path",
@@ -167,13 +211,16 @@ CORPUS = [
     ),
     case(
         "client closes mid-body",
-        head([b"POST /echo HTTP/1.1", b"Content-Length: 100", b"Connection: close"], b"only part"),
+        head(
+            [b"POST /echo HTTP/1.1", HOST, b"Content-Length: 100", b"Connection: close"],
+            b"only part",
+        ),
         half_close=True,
         modes=ALL_MODES,
     ),
     case(
         "client closes mid-chunk",
-        head([b"POST /echo HTTP/1.1", b"Transfer-Encoding: chunked"], b"10\r\nabc"),
+        head([b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked"], b"10\r\nabc"),
         half_close=True,
     ),
 ]

@@ -1,0 +1,318 @@
+"""The request parser in-process: heads, framing, chunk lines, and incremental feeding;
+then property tests that compare its verdicts with h11's, a strict reference parser."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import h11
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cserver.server.conn import ClientConnection
+from cserver.server.http import (
+    CONTINUE,
+    GO,
+    WAIT,
+    HttpError,
+    RequestHead,
+    chunk_size,
+    parse_head,
+    request_ready,
+    take_head,
+)
+
+
+@pytest.fixture
+def conn() -> Iterator[ClientConnection]:
+    ours, peer = socket.socketpair()
+    connection = ClientConnection(ours, ("127.0.0.1", 1))
+    try:
+        yield connection
+    finally:
+        connection.close()
+        peer.close()
+
+
+def verdict(head: bytes) -> RequestHead | int:
+    """The parsed head, or the status it is refused with."""
+    try:
+        return parse_head(head)
+    except HttpError as err:
+        return err.status
+
+
+def test_a_plain_get() -> None:
+    head = parse_head(b"GET /a?b=1 HTTP/1.1\r\nHost: t\r\nX-A:  v \r\nX-A: w")
+    assert isinstance(head, RequestHead)
+    assert (head.method, head.target, head.version) == ("GET", "/a?b=1", "HTTP/1.1")
+    assert head.headers == [("Host", "t"), ("X-A", "v"), ("X-A", "w")]
+    assert (head.length, head.chunked, head.expect_continue, head.keep_alive) == (
+        0,
+        False,
+        False,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "keep_alive"),
+    [
+        ([b"GET / HTTP/1.1", b"Host: t"], True),
+        ([b"GET / HTTP/1.1", b"Host: t", b"Connection: close"], False),
+        ([b"GET / HTTP/1.1", b"Host: t", b"Connection: Keep-Alive, Close"], False),
+        ([b"GET / HTTP/1.1", b"Host: t", b"Connection: closed"], True),
+        ([b"GET / HTTP/1.0"], False),
+        ([b"GET / HTTP/1.0", b"Connection: keep-alive"], True),
+    ],
+)
+def test_keep_alive_follows_version_and_connection_tokens(
+    lines: list[bytes], keep_alive: bool
+) -> None:
+    head = verdict(b"\r\n".join(lines))
+    assert isinstance(head, RequestHead)
+    assert head.keep_alive is keep_alive
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([b"Content-Length: 12"], (12, False, False)),
+        ([b"Content-Length: 12", b"Content-Length: 12"], (12, False, False)),
+        ([b"Transfer-Encoding: Chunked"], (0, True, False)),
+        ([b"Content-Length: 3", b"Expect: 100-Continue"], (3, False, True)),
+    ],
+)
+def test_framing(extra: list[bytes], expected: tuple) -> None:
+    head = verdict(b"\r\n".join([b"POST / HTTP/1.1", b"Host: t", *extra]))
+    assert isinstance(head, RequestHead)
+    assert (head.length, head.chunked, head.expect_continue) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET / HTTP/1.1", 400),  # no Host
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a", 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip", 501),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"9" * 19, 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: magic", 417),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b", 400),  # obsolete line folding
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX : a", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00", 400),
+        (b"GET / HTTP/2.0\r\nHost: a", 505),
+        (b"GET  / HTTP/1.1\r\nHost: a", 400),
+        (b"GET hello HTTP/1.1\r\nHost: a", 400),
+        (b"\x16\x03\x01", 400),
+    ],
+)
+def test_refused_heads(head: bytes, status: int) -> None:
+    assert verdict(head) == status
+
+
+@pytest.mark.parametrize(
+    ("line", "size"),
+    [
+        (b"0", 0),
+        (b"1f", 31),
+        (b"A;name=value", 10),
+        (b"a ;name", None),  # BWS before ";": refused, as h11 does
+        (b'a;x="q"', 10),
+        (b"0 ", None),
+        (b" 0", None),
+        (b"", None),
+        (b"-1", None),
+        (b"0x10", None),
+        (b"1;a\rb", None),
+        (b"1;a\nb", None),
+        (b"1" * 17, None),
+    ],
+)
+def test_chunk_size_lines(line: bytes, size: int | None) -> None:
+    assert chunk_size(line) == size
+
+
+def test_take_head_fed_one_byte_at_a_time(conn: ClientConnection) -> None:
+    raw = b"\r\nPOST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
+    for n, byte in enumerate(raw):  # noqa: B007 - n is checked after the loop
+        conn.buf.append(byte)
+        head = take_head(conn)
+        if head is not None:
+            break
+    assert n == len(raw) - 5  # complete at the last byte of the head, not before
+    assert head is not None and head.length == 4
+    assert conn.buf == b""
+
+
+def test_take_head_fails_early_on_a_bad_request_line(conn: ClientConnection) -> None:
+    conn.buf += b"G@T / HTTP/1.1\r\nHost:"
+    with pytest.raises(HttpError):
+        take_head(conn)
+
+
+def test_request_ready_waits_for_a_small_body_then_goes(conn: ClientConnection) -> None:
+    conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab"
+    assert request_ready(conn, 100, 60.0) == WAIT
+    assert conn.head is not None and conn.deadline > 0  # the body's deadline now runs
+    conn.buf += b"cde"
+    assert request_ready(conn, 100, 60.0) == GO
+
+
+def test_request_ready_asks_for_100_continue(conn: ClientConnection) -> None:
+    conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    assert request_ready(conn, 100, 60.0) == CONTINUE
+
+
+def test_request_ready_reports_a_bad_head_at_once(conn: ClientConnection) -> None:
+    conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nBad Name: x\r\n\r\n"
+    assert request_ready(conn, 100, 60.0) == GO
+    assert conn.error is not None and conn.error.status == 400
+
+
+# Property tests: the same bytes through our parser and through h11.
+
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("CSERVER_PARSER_EXAMPLES", "3000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TOKEN = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+methods = st.one_of(
+    st.sampled_from([b"GET", b"POST", b"HEAD", b"OPTIONS", b"PUT"]),
+    st.text(TOKEN, min_size=1, max_size=8).map(str.encode),
+    st.binary(max_size=6),
+)
+targets = st.one_of(
+    st.sampled_from([b"/", b"/a?b=c", b"*", b"http://h/p", b"/a#f", b"/%41"]),
+    st.binary(max_size=12).map(lambda b: b"/" + b),
+    st.binary(max_size=8),
+)
+versions = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0", b"http/1.1", b""])
+names = st.one_of(
+    st.sampled_from(
+        [b"Host", b"Content-Length", b"Transfer-Encoding", b"Connection", b"Expect", b"X-A"]
+    ),
+    st.text(TOKEN, min_size=1, max_size=10).map(str.encode),
+    st.binary(max_size=8),
+)
+values = st.one_of(
+    st.sampled_from(
+        [b"t", b"0", b"12", b"chunked", b"close", b"keep-alive", b"100-continue", b"1, 1", b""]
+    ),
+    st.binary(max_size=16),
+)
+header_lists = st.lists(
+    st.tuples(names, st.sampled_from([b": ", b":", b" : ", b""]), values), max_size=6
+)
+
+
+@st.composite
+def request_heads(draw) -> bytes:
+    line = draw(methods) + draw(st.sampled_from([b" ", b"  "])) + draw(targets) + b" "
+    line += draw(versions)
+    headers = draw(header_lists)
+    if draw(st.booleans()):
+        headers.insert(draw(st.integers(0, len(headers))), (b"Host", b": ", b"t"))
+    lines = [line, *(name + sep + value for name, sep, value in headers)]
+    return b"\r\n".join(lines)
+
+
+def h11_verdict(head: bytes) -> h11.Request | None:
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(head + b"\r\n\r\n")
+    try:
+        event = connection.next_event()
+    except h11.RemoteProtocolError:
+        return None
+    return event if isinstance(event, h11.Request) else None
+
+
+# Where we refuse what h11 accepts, on purpose: each for a rule of RFC 9112 or 9110 that
+# h11 leaves to its user, or a limit of ours.
+STRICTER = (
+    "Transfer-Encoding in an HTTP/1.0 request",  # RFC 9112 6.1
+    "invalid request target",  # origin-form, absolute-form or "*" only (3.2)
+    "malformed header line",  # obsolete line folding, and names h11 rejects anyway
+    "unsupported Expect",  # 417 (RFC 9110 10.1.1)
+    "invalid Content-Length",  # a list of equal lengths: h11 folds it, we refuse it
+    "control character in the request head",  # DEL in a field value
+    "HTTP/0.9 request",
+    "malformed request line",
+)
+
+
+def _only_high_bytes_in_target(head: bytes) -> bool:
+    target = head.split(b"\r\n", 1)[0].split(b" ")
+    return len(target) == 3 and any(byte >= 0x80 for byte in target[1])
+
+
+@PROPERTY_SETTINGS
+@given(request_heads())
+def test_verdicts_agree_with_h11(head: bytes) -> None:
+    theirs = h11_verdict(head)
+    try:
+        ours: RequestHead | HttpError = parse_head(head)
+    except HttpError as err:
+        ours = err
+    if isinstance(ours, HttpError):
+        if theirs is not None:
+            assert ours.status == 505 or ours.detail.startswith(STRICTER), (head, ours.detail)
+        return
+    if theirs is None:
+        # The one place we are more lenient: raw non-ASCII bytes in the target, which
+        # runserver accepts too (it decodes the target as ISO-8859-1).
+        assert _only_high_bytes_in_target(head), head
+        return
+    assert ours.method.encode("latin-1") == theirs.method
+    assert ours.target.encode("latin-1") == theirs.target
+    assert ours.version.encode() == b"HTTP/" + theirs.http_version
+    assert _h11_fields(ours.headers) == list(theirs.headers)
+
+
+def _h11_fields(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Our header list as h11 reports it: lower-case names, repeated equal
+    Content-Length lines folded into one."""
+    fields = []
+    for name, value in headers:
+        field = (name.lower().encode(), value.encode("latin-1"))
+        if field[0] != b"content-length" or field not in fields:
+            fields.append(field)
+    return fields
+
+
+@st.composite
+def chunk_lines(draw) -> bytes:
+    size = draw(st.one_of(st.sampled_from([b"0", b"a", b"FF", b"10"]), st.binary(max_size=4)))
+    pad = draw(st.sampled_from([b"", b" ", b"\t", b"  "]))
+    ext = draw(st.one_of(st.just(b""), st.binary(max_size=8).map(lambda b: b";" + b)))
+    return draw(st.sampled_from([pad + size, size + pad, size + pad + ext, size + ext]))
+
+
+@PROPERTY_SETTINGS
+@given(chunk_lines())
+def test_chunk_lines_never_more_lenient_than_h11(line: bytes) -> None:
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert isinstance(connection.next_event(), h11.Request)
+    connection.receive_data(line + b"\r\n")
+    try:
+        connection.next_event()  # NEED_DATA (the chunk's data) or an event: accepted
+        accepted_by_h11 = True
+    except h11.RemoteProtocolError:
+        accepted_by_h11 = False
+    size = chunk_size(line)
+    if size is not None:
+        assert accepted_by_h11, line
+    # h11 allows whitespace after the size and any byte in an extension; we follow
+    # RFC 9112 7.1 (no whitespace around the size, no control characters), as gunicorn
+    # and waitress do, so a proxy and this server never split a body differently.
