@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 # Django 6 says "Starting WSGI development server at".
@@ -191,3 +192,31 @@ def concurrent_gets(url: str, count: int, timeout: float = 20) -> tuple[float, l
     with ThreadPoolExecutor(count) as pool:
         results = list(pool.map(one, range(count)))
     return time.monotonic() - start, results
+
+
+class _Stoppable(Protocol):
+    proc: subprocess.Popen
+
+    def stop(self) -> Any: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+@contextlib.contextmanager
+def started_once(start: Callable[..., S]) -> Iterator[Callable[..., S]]:
+    """A getter that starts one server per distinct arguments (again if it exited), and stops
+    every server it started on the way out: for module-scoped fixtures."""
+    started: dict[tuple[str, ...], S] = {}
+
+    def get(*args: str) -> S:
+        server = started.get(args)
+        if server is None or server.proc.poll() is not None:
+            server = started[args] = start(*args)
+        return server
+
+    try:
+        yield get
+    finally:
+        for server in started.values():
+            server.stop()

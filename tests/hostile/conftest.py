@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from testkit.serverproc import ServerProcess, project_env, start_server
+from testkit.serverproc import ServerProcess, project_env, start_server, started_once
 from tests.hostile.wire import get_hello
 
 # Small limits so that the limit cases are cheap and timeouts are quick to observe.
@@ -27,20 +27,12 @@ HOSTILE_ARGS = [
 @pytest.fixture(scope="module")
 def server_for() -> Iterator[Callable[[str], ServerProcess]]:
     """``server_for(mode)``: a server in that mode with small limits, started once per module."""
-    started: dict[str, ServerProcess] = {}
 
-    def get(mode: str) -> ServerProcess:
-        server = started.get(mode)
-        if server is None or server.proc.poll() is not None:
-            server = start_server(["--mode", mode, *HOSTILE_ARGS], env=project_env())
-            started[mode] = server
-        return server
+    def start(mode: str) -> ServerProcess:
+        return start_server(["--mode", mode, *HOSTILE_ARGS], env=project_env())
 
-    try:
+    with started_once(start) as get:
         yield get
-    finally:
-        for server in started.values():
-            server.stop()
 
 
 def assert_still_serving(server: ServerProcess) -> None:

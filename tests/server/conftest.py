@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from testkit.serverproc import ROOT, server_env
+from testkit.serverproc import ROOT, server_env, started_once
 
 
 class WireServer:
@@ -66,17 +66,5 @@ class WireServer:
 @pytest.fixture(scope="module")
 def wire_server() -> Iterator[Callable[..., WireServer]]:
     """``wire_server(mode, *args)``: a wireapps server, started once per module and arguments."""
-    started: dict[tuple[str, ...], WireServer] = {}
-
-    def get(mode: str, *args: str) -> WireServer:
-        key = (mode, *args)
-        server = started.get(key)
-        if server is None or server.proc.poll() is not None:
-            server = started[key] = WireServer(mode, *args)
-        return server
-
-    try:
+    with started_once(WireServer) as get:
         yield get
-    finally:
-        for server in started.values():
-            server.stop()
