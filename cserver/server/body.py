@@ -11,7 +11,7 @@ from cserver.server.conn import ClientConnection, ClientGone
 from cserver.server.http import HttpError, bad_request, body_too_large, chunk_size
 from cserver.server.limits import MAX_CHUNK_LINE, MAX_HEADERS, RECV_SIZE, SPOOL_BYTES
 
-__all__ = ["BodyReader", "read_chunked"]
+__all__ = ["BodyReader", "ChunkedBody", "read_chunked"]
 
 
 class BodyReader:
@@ -101,58 +101,111 @@ class BodyReader:
         return True
 
 
+class ChunkedBody:
+    """A chunked request body, decoded as its bytes arrive and never scanned twice.
+
+    Whoever holds the connection feeds it the buffered bytes: the selector while a small
+    body trickles in, then the worker until the end. The decoded body goes to a file (in
+    memory up to SPOOL_BYTES, then on disk), so the application sees a plain CONTENT_LENGTH.
+    An error found by the selector is kept and raised to the worker, which answers it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        self.total = 0
+        self.done = False
+        self.error: HttpError | None = None
+        self._state = _SIZE
+        self._left = 0  # bytes of the current chunk still to come
+        self._trailers = 0
+
+    def feed(self, buf: bytearray) -> bool:
+        """Take what ``buf`` holds of the body out of it; True once the body is complete."""
+        if self.error is not None:
+            raise self.error
+        try:
+            return self._feed(buf)
+        except HttpError as err:
+            self.error = err
+            raise
+
+    def _feed(self, buf: bytearray) -> bool:
+        while not self.done:
+            if self._state == _DATA:
+                if not buf:
+                    return False
+                data = buf[: self._left]
+                self.file.write(data)
+                del buf[: len(data)]
+                self._left -= len(data)
+                if not self._left:
+                    self._state = _CRLF
+            elif self._state == _CRLF:
+                if len(buf) < 2:
+                    return False
+                if buf[:2] != b"\r\n":
+                    raise bad_request("chunk not terminated by CRLF")
+                del buf[:2]
+                self._state = _SIZE
+            else:
+                line = _take_line(buf)
+                if line is None:
+                    return False
+                if self._state == _SIZE:
+                    self._chunk_started(line)
+                elif not line:  # the empty line after the trailers
+                    self.done = True
+                    self.file.seek(0)
+                else:
+                    self._trailers += 1  # trailers are read and dropped
+                    if self._trailers > MAX_HEADERS:
+                        raise HttpError(431, "Request Header Fields Too Large", "too many trailers")
+        return True
+
+    def _chunk_started(self, line: bytes) -> None:
+        size = chunk_size(line)
+        if size is None:
+            raise bad_request("invalid chunk size")
+        if self.total + size > self.limit:
+            raise body_too_large(self.limit)
+        self.total += size
+        self._left = size
+        self._state = _DATA if size else _TRAILER
+
+    def close(self) -> None:
+        self.file.close()
+
+
+_SIZE, _DATA, _CRLF, _TRAILER = range(4)
+
+
+def _take_line(buf: bytearray) -> bytes | None:
+    """The next CRLF-terminated line, taken out of ``buf``; None until it is complete."""
+    end = buf.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
+    if end < 0:
+        if len(buf) > MAX_CHUNK_LINE:
+            raise bad_request("chunk header line too long")
+        return None
+    line = bytes(buf[:end])
+    del buf[: end + 2]
+    return line
+
+
 def read_chunked(
     conn: ClientConnection, limit: int, body_timeout: float, io_timeout: float
 ) -> tuple[IO[bytes], int]:
-    """Decode a whole chunked body, so the application sees a plain CONTENT_LENGTH.
+    """The whole chunked body of the current request, as a file and its length.
 
-    Returns the body as a file (in memory up to SPOOL_BYTES, then on disk) and its length.
+    Goes on from what the selector decoded already (``conn.chunked``), if anything.
     """
+    body, conn.chunked = conn.chunked or ChunkedBody(limit), None
     deadline = time.monotonic() + body_timeout
-    body: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-    total = 0
     try:
-        while True:
-            size = chunk_size(_read_line(conn, deadline, io_timeout))
-            if size is None:
-                raise bad_request("invalid chunk size")
-            if total + size > limit:
-                raise body_too_large(limit)
-            if size == 0:
-                for _ in range(MAX_HEADERS + 1):  # trailers are read and dropped
-                    if not _read_line(conn, deadline, io_timeout):
-                        body.seek(0)
-                        return body, total
-                raise HttpError(431, "Request Header Fields Too Large", "too many trailers")
-            left = size
-            while left:
-                if not conn.buf and not conn.fill(deadline, io_timeout):
-                    raise ClientGone("closed mid-chunk")
-                data = conn.take(left)
-                body.write(data)
-                left -= len(data)
-            total += size
-            while len(conn.buf) < 2:
-                if not conn.fill(deadline, io_timeout):
-                    raise ClientGone("closed mid-chunk")
-            if conn.buf[:2] != b"\r\n":
-                raise bad_request("chunk not terminated by CRLF")
-            del conn.buf[:2]
+        while not body.feed(conn.buf):
+            if not conn.fill(deadline, io_timeout):
+                raise ClientGone("closed mid-chunk")
     except BaseException:
         body.close()
         raise
-
-
-def _read_line(conn: ClientConnection, deadline: float, io_timeout: float) -> bytes:
-    start = 0
-    while True:
-        end = conn.buf.find(b"\r\n", start)
-        if end >= 0:
-            line = bytes(conn.buf[:end])
-            del conn.buf[: end + 2]
-            return line
-        if len(conn.buf) > MAX_CHUNK_LINE:
-            raise bad_request("chunk header line too long")
-        start = max(0, len(conn.buf) - 1)
-        if not conn.fill(deadline, io_timeout):
-            raise ClientGone("closed mid-chunk")
+    return body.file, body.total

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cserver.server.limits import LINGER_BYTES, RECV_SIZE
 
 if TYPE_CHECKING:
+    from cserver.server.body import ChunkedBody
     from cserver.server.http import HttpError, RequestHead
 
 # Connection states, kept as small ints: they are read on every request.
@@ -41,6 +42,7 @@ class ClientConnection:
     __slots__ = (
         "addr",
         "buf",
+        "chunked",
         "continued",
         "deadline",
         "error",
@@ -71,6 +73,8 @@ class ClientConnection:
         # The next request's head, parsed by the selector, or why it cannot be served.
         self.head: RequestHead | None = None
         self.error: HttpError | None = None
+        # The chunked body of that request, as far as the selector decoded it.
+        self.chunked: ChunkedBody | None = None
         self.requests_served = 0
         self.linger = False  # an error response went out: close gracefully
         self.linger_limit = LINGER_BYTES  # how much the client may send while we close
@@ -153,6 +157,7 @@ class ClientConnection:
         self.buf.clear()
         self.head = None
         self.error = None
+        self.drop_chunked()
         self.scanned = 0
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
@@ -192,6 +197,12 @@ class ClientConnection:
                 break
         self.close()
 
+    def drop_chunked(self) -> None:
+        if self.chunked is not None:
+            self.chunked.close()
+            self.chunked = None
+
     def close(self) -> None:
+        self.drop_chunked()
         with contextlib.suppress(OSError):
             self.sock.close()

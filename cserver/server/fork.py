@@ -108,6 +108,7 @@ class ForkServer(WatchingServer):
         conn.buf.clear()
         conn.reset_request()
         conn.head = conn.error = None
+        conn.drop_chunked()
         conn.requests_served += 1  # not a fresh connection: shutdown may close it at once
         conn.state = IDLE
         self.handle_accepted(conn)

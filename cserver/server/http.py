@@ -14,18 +14,13 @@ from dataclasses import dataclass
 
 from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
 from cserver.server.limits import (
-    MAX_CHUNK_LINE,
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     MAX_LINE_BYTES,
     MAX_METHOD_BYTES,
-    PREBUFFER_BYTES,
 )
 
 __all__ = [
-    "CONTINUE",
-    "GO",
-    "WAIT",
     "ClientConnection",
     "ClientGone",
     "ClientTimeout",
@@ -34,10 +29,10 @@ __all__ = [
     "bad_request",
     "body_too_large",
     "check_partial",
+    "chunk_size",
     "head_end",
     "parse_head",
     "read_head",
-    "request_ready",
     "take_head",
 ]
 
@@ -174,12 +169,6 @@ def check_partial(conn: ClientConnection) -> None:
     conn.line_ok = True
 
 
-# What the selector should do with a connection, from request_ready().
-WAIT = 0  # more of the request is on its way
-GO = 1  # a worker can serve it now without waiting (or answer its error)
-CONTINUE = 2  # send "100 Continue", then wait for the body
-
-
 def take_head(conn: ClientConnection) -> RequestHead | None:
     """Parse the buffered request head if it is complete, removing it from the buffer.
 
@@ -203,65 +192,10 @@ def take_head(conn: ClientConnection) -> RequestHead | None:
     return parse_head(head)
 
 
-def request_ready(conn: ClientConnection, max_body: int, body_timeout: float) -> int:
-    """Whether the buffered request can go to a worker: WAIT, GO or CONTINUE.
-
-    GO once the whole head is parsed (``conn.head``), plus its body when that is small, or
-    as soon as an error can be reported (``conn.error``). While the body of a parsed head
-    is still arriving, ``conn.deadline`` is the body's, not the head's.
-    """
-    head = conn.head
-    if head is None:
-        try:
-            head = take_head(conn)
-        except HttpError as err:
-            conn.error = err
-            return GO
-        if head is None:
-            return WAIT
-        conn.head = head
-        if head.length or head.chunked:
-            conn.deadline = time.monotonic() + body_timeout
-    if head.chunked:
-        done = _chunked_buffered(conn.buf, 0)
-    elif head.length > PREBUFFER_BYTES or head.length > max_body:
-        return GO  # streamed by the worker, or refused with 413 before the body is sent
-    else:
-        done = len(conn.buf) >= head.length
-    if done:
-        return GO
-    if head.expect_continue and not conn.continued:
-        return CONTINUE
-    return WAIT
-
-
 def chunk_size(line: bytes) -> int | None:
     """The size a chunked body's size line announces (extensions ignored), None if invalid."""
     match = _CHUNK_LINE_RE.fullmatch(line)
     return int(match.group(1), 16) if match else None
-
-
-def _chunked_buffered(buf: bytearray, pos: int) -> bool:
-    """True if a chunked body starting at ``pos`` is whole, too big to wait for, or bad.
-
-    Walks the framing without consuming it; the worker decodes (and rejects) it for real.
-    """
-    start = pos
-    while pos - start <= PREBUFFER_BYTES:
-        end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
-        if end < 0:
-            return len(buf) - pos > MAX_CHUNK_LINE  # a size line too long is an error to report
-        size = chunk_size(bytes(buf[pos:end]))
-        if size is None:
-            return True
-        if size == 0:
-            return head_end(buf, end) is not None  # trailers end with an empty line
-        pos = end + 2 + size + 2
-        if pos > len(buf):
-            return pos - start > PREBUFFER_BYTES
-        if buf[pos - 2 : pos] != b"\r\n":
-            return True
-    return True
 
 
 def read_head(

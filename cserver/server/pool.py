@@ -11,7 +11,7 @@ from collections import deque
 from cserver.server.base import logger
 from cserver.server.conn import BUSY, ClientConnection, ClientGone
 from cserver.server.handler import handle_request
-from cserver.server.http import CONTINUE, GO, request_ready
+from cserver.server.ready import CONTINUE, GO, request_ready
 from cserver.server.watch import WatchingServer
 
 # How long a worker that just answered waits for the same client's next request before

@@ -17,7 +17,8 @@ from collections import deque
 from cserver.server.base import ARRIVAL_GRACE, BaseServer
 from cserver.server.conn import HEAD, IDLE, READY, ClientConnection, ClientGone
 from cserver.server.handler import send_error
-from cserver.server.http import CONTINUE, GO, HttpError, request_ready
+from cserver.server.http import HttpError
+from cserver.server.ready import CONTINUE, GO, request_ready
 
 _EVENT_READ = selectors.EVENT_READ
 _DIRECT_SELECTORS: tuple[type, ...] = tuple(

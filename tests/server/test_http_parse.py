@@ -12,18 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cserver.server.body import ChunkedBody, read_chunked
 from cserver.server.conn import ClientConnection
 from cserver.server.http import (
-    CONTINUE,
-    GO,
-    WAIT,
     HttpError,
     RequestHead,
     chunk_size,
     parse_head,
-    request_ready,
     take_head,
 )
+from cserver.server.ready import CONTINUE, GO, WAIT, request_ready
 
 
 @pytest.fixture
@@ -177,6 +175,75 @@ def test_request_ready_reports_a_bad_head_at_once(conn: ClientConnection) -> Non
     conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nBad Name: x\r\n\r\n"
     assert request_ready(conn, 100, 60.0) == GO
     assert conn.error is not None and conn.error.status == 400
+
+
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_a_chunked_body_decoded_by_the_selector_is_not_decoded_again(
+    conn: ClientConnection,
+) -> None:
+    conn.buf += CHUNKED_HEAD + b"3\r\nabc\r\n"
+    assert request_ready(conn, 100, 60.0) == WAIT
+    assert conn.chunked is not None and conn.chunked.total == 3 and not conn.buf
+    conn.buf += b"2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+    assert request_ready(conn, 100, 60.0) == GO
+    assert not conn.buf  # every byte was taken once, by the selector
+    body, length = read_chunked(conn, 100, 60.0, 1.0)
+    assert (body.read(), length, conn.chunked) == (b"abcde", 5, None)
+
+
+def test_a_chunked_body_error_found_by_the_selector_reaches_the_worker(
+    conn: ClientConnection,
+) -> None:
+    conn.buf += CHUNKED_HEAD + b"zz\r\n"
+    assert request_ready(conn, 100, 60.0) == GO
+    with pytest.raises(HttpError) as err:
+        read_chunked(conn, 100, 60.0, 1.0)
+    assert err.value.status == 400
+
+
+def test_a_large_chunked_body_goes_to_the_worker_before_it_is_whole(
+    conn: ClientConnection,
+) -> None:
+    conn.buf += CHUNKED_HEAD + b"%x\r\n" % (1 << 20) + b"x" * 1000
+    assert request_ready(conn, 1 << 30, 60.0) == GO
+
+
+@st.composite
+def chunked_bodies(draw) -> tuple[list[bytes], bytes]:
+    parts = draw(st.lists(st.binary(min_size=1, max_size=40), max_size=6))
+    ext = draw(st.sampled_from([b"", b";a=b", b";x"]))
+    wire = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in parts)
+    trailers = draw(st.sampled_from([b"", b"T: 1\r\n"]))
+    return parts, wire + b"0\r\n" + trailers + b"\r\n"
+
+
+@given(chunked_bodies(), st.data())
+def test_chunked_body_fed_in_any_pieces_decodes_like_h11(body: tuple, data: st.DataObject) -> None:
+    parts, wire = body
+    decoder = ChunkedBody(1 << 20)
+    buf = bytearray()
+    done = False
+    rest = wire
+    while rest:
+        cut = data.draw(st.integers(min_value=1, max_value=len(rest)))
+        buf += rest[:cut]
+        rest = rest[cut:]
+        done = decoder.feed(buf)
+        assert done == (not rest) or not done
+    assert done and not buf
+    assert decoder.file.read() == b"".join(parts)
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(CHUNKED_HEAD + wire)
+    decoded = b""
+    while True:
+        event = connection.next_event()
+        if isinstance(event, h11.Data):
+            decoded += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            break
+    assert decoded == b"".join(parts)
 
 
 # Property tests: the same bytes through our parser and through h11.
