@@ -195,7 +195,8 @@ def main() -> None:
     _BIG_FILE.append(path)
     server = cls(listener, ctx, limits)
     signal.signal(signal.SIGTERM, lambda *_: server.request_shutdown())
-    print(f"PORT {port}", flush=True)
+    # The line runserver prints, which the test kit waits for.
+    print(f"Starting development server at http://127.0.0.1:{port}/", flush=True)
     try:
         server.serve_forever()
     finally:
