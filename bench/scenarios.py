@@ -15,6 +15,7 @@ from typing import Any
 from bench import servers, wrk
 from bench.transfer import TRANSFER_SCENARIOS
 from cserver.probe import ProbeOptions, run_probe
+from cserver.probe.pgstats import PgMonitor, PgStatsError
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def postgres(pg_url: str | None) -> Iterator[tuple[Callable[[str], str], Any]]:
             cluster.stop()
 
 
-def _recreate(admin: Any, name: str, template: str = "template0") -> None:
+def recreate_database(admin: Any, name: str, template: str = "template0") -> None:
+    """Drop name (disconnecting its sessions) and create it again from template."""
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
@@ -167,14 +169,14 @@ def run_db(
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     with postgres(pg_url) as (url_for, admin):
         template = "bench_template"
-        _recreate(admin, template)
+        recreate_database(admin, template)
         migrate(servers.base_env(workdir, {"DATABASE_URL": url_for(template)}), workdir)
         try:
             for rep in range(repeat):
                 for name in names:
                     # Each run gets its own database: sessions and leftovers never mix.
                     db = f"bench_{name}_{rep}"
-                    _recreate(admin, db, template)
+                    recreate_database(admin, db, template)
                     try:
                         r = _one_db_run(name, url_for(db), requests, settle, workdir)
                     except Exception as exc:  # one broken server must not sink the others
@@ -197,22 +199,58 @@ def _one_db_run(
     name: str, database_url: str, requests: int, settle: float, workdir: Path
 ) -> dict[str, Any]:
     env = servers.base_env(workdir, {"DATABASE_URL": database_url, "DJANGO_CONN_MAX_AGE": "None"})
-    srv = servers.start(servers.SERVERS[name], env, workdir)
+    load = DbLoad(path="/db", requests=requests, concurrency=1, keepalive=False, settle=settle)
+    return probe_fresh_server(servers.SERVERS[name], env, database_url, load, workdir)
+
+
+def _open_sessions(database_url: str) -> int | None:
+    """Client sessions on the database now: what the server held before the load."""
+    monitor = PgMonitor(database_url)
+    try:
+        monitor.open()
+        return monitor.snapshot().open_connections
+    except PgStatsError:
+        return None
+    finally:
+        monitor.close()
+
+
+@dataclass(frozen=True)
+class DbLoad:
+    """The requests sent to a freshly started server whose database sessions are counted."""
+
+    path: str
+    requests: int
+    concurrency: int
+    keepalive: bool
+    settle: float
+
+
+def probe_fresh_server(
+    spec: servers.ServerSpec,
+    env: dict[str, str],
+    database_url: str,
+    load: DbLoad,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Start spec, send the load with the probe, stop it: the probe's database figures."""
+    srv = servers.start(spec, env, workdir)
     try:
         # /hello loads Django's URLconf and middleware without touching the database, so
         # the measured time is about connections, not first-request imports.
         for _ in range(3):
             srv.answers("/hello")
         time.sleep(0.2)
+        open_before = _open_sessions(database_url)
         report = run_probe(
             ProbeOptions(
-                url=srv.url("/db"),
-                requests=requests,
-                concurrency=1,
-                keepalive=False,
+                url=srv.url(load.path),
+                requests=load.requests,
+                concurrency=load.concurrency,
+                keepalive=load.keepalive,
                 timeout=10.0,
                 duration_limit=300.0,
-                settle=settle,
+                settle=load.settle,
                 database_url=database_url,
             )
         )
@@ -225,6 +263,7 @@ def _one_db_run(
         "error_kinds": report["error_kinds"],
         "sessions_opened": report["db_sessions_opened"],
         "left_open": report["db_left_open"],
+        "open_before": open_before,
         "db_pids_seen": report["db_pids_seen"],
         "latency_ms": report["latency_ms"],
     }

@@ -17,13 +17,22 @@ from typing import Any, Protocol, TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 # Django 6 says "Starting WSGI development server at".
 BANNER_RE = re.compile(r"Starting (?:\w+ )?development server at http://(\S+?):(\d+)/")
+# What uvicorn logs once it listens (with --port 0, the port it was given).
+UVICORN_BANNER_RE = re.compile(r"Uvicorn running on http://(\S+?):(\d+) ")
 
 
 class ServerProcess:
     """A server subprocess whose output is collected; stops its whole process group."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        cwd: Path,
+        banner: re.Pattern[str] = BANNER_RE,
+    ) -> None:
         self.argv = list(argv)
+        self.banner = banner
         self.proc = subprocess.Popen(
             self.argv,
             env=env,
@@ -45,7 +54,7 @@ class ServerProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
-            match = BANNER_RE.search(line)
+            match = self.banner.search(line)
             if match and not self._bound.is_set():
                 self.host = match.group(1).strip("[]")
                 self.port = int(match.group(2))

@@ -293,6 +293,7 @@ PATHS = [
     "/slow",
     "/whoami",
     "/db",
+    "/db/async",
     "/counter",
     "/counter/racy",
     "/counter/safe",
@@ -367,6 +368,16 @@ def test_whoami_and_db_shapes(demo: ServerProcess) -> None:
     assert data["db_vendor"] == "sqlite"
     assert isinstance(data["counters"], int)
     assert data["query_ms"] >= 0
+
+
+def test_db_async_counts_through_the_async_orm(demo: ServerProcess) -> None:
+    data = get_json(demo, "/db/async")
+    assert set(data) == {"db_vendor", "db_backend_pid", "counters", "query_ms", "thread"}
+    assert data["counters"] == get_json(demo, "/db")["counters"]
+    assert data["db_vendor"] == "sqlite"
+    # The query ran in a connection of this server process.
+    assert re.fullmatch(rf"sqlite:{demo.proc.pid}:\d+", data["db_backend_pid"])
+    assert get(demo, "/db/async", "POST").status_code == 405
 
 
 def test_counters_increment_and_reset(demo: ServerProcess) -> None:

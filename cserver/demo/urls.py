@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cserver.demo import transfer, views
+from cserver.demo import async_views, transfer, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -8,6 +8,7 @@ urlpatterns = [
     path("slow", views.slow, name="slow"),
     path("whoami", views.whoami, name="whoami"),
     path("db", views.db, name="db"),
+    path("db/async", async_views.db_async, name="db-async"),
     path("counter", views.counter, name="counter"),
     path("counter/racy", views.counter_racy, name="counter-racy"),
     path("counter/safe", views.counter_safe, name="counter-safe"),

@@ -5,4 +5,8 @@ from django.urls import path
 from tests.project import pg_views
 from tests.project.urls import urlpatterns as base_patterns
 
-urlpatterns = [*base_patterns, path("db/hold", pg_views.db_hold)]
+urlpatterns = [
+    *base_patterns,
+    path("db/hold", pg_views.db_hold),
+    path("db/async", pg_views.db_async),
+]

@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpResponse
 
@@ -21,6 +22,20 @@ def db_hold(request):
         "thread": threading.current_thread().name,
         "worker": request.META.get("cserver.worker"),
     }
+    return HttpResponse(json.dumps(payload), content_type="application/json")
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+async def db_async(request):
+    """/db as an async view: the query runs where Django's async guide says, in
+    sync_to_async (thread-sensitive), whose thread holds the connection it used."""
+    backend = await sync_to_async(_backend_pid)()
+    payload = {"backend": backend, "pid": os.getpid()}
     return HttpResponse(json.dumps(payload), content_type="application/json")
 
 
