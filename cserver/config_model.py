@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cserver.booleans import Bool
 from cserver.config_sources import ENV_PREFIX, ConfigError, Origin, gather
 
-Mode = Literal["thread", "pool", "fork"]
+Mode = Literal["thread", "pool", "fork", "asgi"]
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,17 @@ class ServerConfig(BaseSettings):
         frozen=True,
     )
 
-    mode: Annotated[Mode, Cli("--mode", metavar="{thread,pool,fork}")] = Field(
-        "thread", description="concurrency model: thread, pool or fork"
+    mode: Annotated[Mode, Cli("--mode", metavar="{thread,pool,fork,asgi}")] = Field(
+        "thread",
+        description="concurrency model: thread, pool, fork, or asgi (the ASGI application "
+        'served by uvicorn: pip install "cserver[asgi]")',
     )
     workers: Annotated[int, Cli("--workers", metavar="N")] = Field(
         8,
         ge=1,
         le=1024,
-        description="pool size; in fork mode the cap on live children (1 to 1024)",
+        description="pool size; in fork mode the cap on live children; in asgi mode the "
+        "requests computed at once (until their response starts) (1 to 1024)",
     )
     # Declared before addr: addr's default depends on it.
     ipv6: Annotated[Bool, Cli("--ipv6", switch="on", aliases=("-6",), dest="use_ipv6")] = Field(

@@ -247,7 +247,7 @@ def test_contract_error_lines(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CSERVER_DELAY_MIN_MS", "500")
     problems = problems_of(flags={"workers": 0, "delay_max_ms": "100"})
     assert problems == [
-        "CSERVER_MODE='forking' is not valid: expected one of thread, pool, fork",
+        "CSERVER_MODE='forking' is not valid: expected one of thread, pool, fork, asgi",
         "--workers 0 is not valid: expected an integer from 1 to 1024",
         "CSERVER_PORT='abc' is not valid: expected an integer from 0 to 65535",
         "delay min 500 (CSERVER_DELAY_MIN_MS) is above delay max 100 (--delay-max): "

@@ -14,8 +14,22 @@ from cserver.diagnostics.middleware import PREFIX, STATS_PATH, DiagnosticsApp
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
+    from cserver.diagnostics.asgi import ASGIDiagnosticsApp
 
-__all__ = ["PREFIX", "STATS_PATH", "DiagnosticsApp", "wrap_application"]
+__all__ = [
+    "PREFIX",
+    "STATS_PATH",
+    "DiagnosticsApp",
+    "wrap_application",
+    "wrap_asgi_application",
+]
+
+
+def wrap_asgi_application(app: Callable, config: ServerConfig) -> ASGIDiagnosticsApp:
+    """Wrap the ASGI ``app`` (asgi mode) with the same diagnostics as a WSGI one."""
+    from cserver.diagnostics.asgi import ASGIDiagnosticsApp
+
+    return ASGIDiagnosticsApp(app, wrap_application(app, config))
 
 
 def wrap_application(app: Callable, config: ServerConfig) -> DiagnosticsApp:

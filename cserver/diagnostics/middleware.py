@@ -89,7 +89,7 @@ class DiagnosticsApp:
         return [
             ("X-Cserver-Worker", f"{req.mode}/{req.worker}"),
             ("X-Cserver-Pid", str(os.getpid())),
-            ("X-Cserver-Thread", threading.current_thread().name),
+            ("X-Cserver-Thread", req.thread or threading.current_thread().name),
             ("X-Cserver-Db", db_header(self.registry.response_db(req))),
         ]
 

@@ -42,6 +42,10 @@ MODE_NOTES = {
     "the connection closes. Counters, workers, connections and recent requests live in "
     "memory shared by all children (set up before the first fork), so this page shows the "
     "whole server although child pid {pid} rendered it. Only children alive now are listed.",
+    "asgi": "ASGI mode: uvicorn's event loop serves every connection; each request is a task "
+    "(the worker named in X-Cserver-Worker), and Django runs its synchronous parts in a thread "
+    "of the request's own (X-Cserver-Thread). At most {workers} requests are computed at "
+    "once. The event loop is listed as one worker.",
     "single": "--nothreading: one request at a time in the serving thread; its database "
     "connections persist between requests, as under runserver.",
 }

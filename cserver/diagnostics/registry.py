@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class RequestState:
     db: list[tuple[str, str, str]] | None = None  # (alias, pid text, state), set once
     status: int = 500
     finished: bool = False
+    thread: str = ""  # the thread that ran the request's Django code, when not the caller
 
 
 @dataclass(slots=True)
@@ -79,6 +81,11 @@ class Registry:
         self.started = time.time()
         self.store = shared.Store(cross_process=mode == "fork")
         self._local = threading.local()
+        # The request being served, per thread (WSGI modes) or per task (asgi mode, where
+        # asgiref carries the context into the thread that runs a synchronous view).
+        self._req: ContextVar[RequestState | None] = ContextVar(
+            f"cserver_diag_request_{id(self)}", default=None
+        )
         # Worker slot -> its thread, for slots this process filled. Lives in process memory:
         # a forked child judges other children by their pid instead.
         self._threads: dict[int, weakref.ref[threading.Thread]] = {}
@@ -99,11 +106,13 @@ class Registry:
             delay_ms=delay if isinstance(delay, int) else None,
         )
         with self.store.locked() as t:
-            slot = self._worker_slot(t, req.worker, req.mode)
+            # asgi mode: the request is a task, the worker slot its event loop.
+            slot_name = str(environ.get("cserver.worker_slot") or req.worker)
+            slot = self._worker_slot(t, slot_name, req.mode)
             t.counters.in_flight += 1
             if slot >= 0:
                 t.workers[slot].busy = 1
-        self._local.req = req
+        self._req.set(req)
         return req
 
     def response_db(self, req: RequestState) -> list[tuple[str, str, str]]:
@@ -150,7 +159,7 @@ class Registry:
             r.path = shared.put(req.path, shared.PATH_SIZE)
             r.worker = shared.put(req.worker, shared.NAME_SIZE)
             r.db = shared.put(db_text, shared.DB_SIZE)
-        self._local.req = None
+        self._req.set(None)
 
     def _db_state(self, req: RequestState) -> list[tuple[str, str, str]]:
         out = []
@@ -182,7 +191,7 @@ class Registry:
     def connection_opened(self, wrapper: Any) -> None:
         """Django opened a connection in this thread (connection_created)."""
         pid = backend_pid(wrapper)
-        req: RequestState | None = getattr(self._local, "req", None)
+        req: RequestState | None = self._req.get()
         now = time.time()
         with self.store.locked() as t:
             if req is not None:
@@ -217,7 +226,7 @@ class Registry:
 
     def connection_used(self, wrapper: Any) -> None:
         """A query ran on ``wrapper`` (from its execute wrapper)."""
-        req: RequestState | None = getattr(self._local, "req", None)
+        req: RequestState | None = self._req.get()
         if req is not None:
             req.used.add(wrapper.alias)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cserver.delay import RandomDelay
 from cserver.server.base import BaseServer, Lifecycle, create_listener
@@ -16,6 +17,7 @@ from cserver.server.thread import SingleServer, ThreadServer
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
+    from cserver.server.asgi import ASGIServer
 
 __all__ = [
     "BaseServer",
@@ -28,6 +30,9 @@ __all__ = [
     "raise_open_file_limit",
     "server_class",
 ]
+
+# Served by uvicorn (cserver/server/asgi.py), imported only when asked for: it is optional.
+ASGI_MODE = "asgi"
 
 _CLASSES: dict[str, type[BaseServer]] = {
     "thread": ThreadServer,
@@ -48,19 +53,21 @@ def server_class(mode: str, threading: bool = True) -> type[BaseServer]:
 
 def make_server(
     config: ServerConfig,
-    app: WSGIApp,
+    app: WSGIApp | Any,
     *,
     listener: socket.socket | None = None,
     lifecycle: Lifecycle | None = None,
-) -> BaseServer:
-    """Build the server the configuration asks for, binding a socket unless one is given."""
+) -> BaseServer | ASGIServer:
+    """Build the server the configuration asks for, binding a socket unless one is given.
+
+    ``app`` is a WSGI application, or in asgi mode an ASGI one.
+    """
+    if config.mode == ASGI_MODE:
+        return _make_asgi_server(config, app, listener, lifecycle)
     cls = server_class(config.mode, config.threading)
     if listener is None:
         listener = create_listener(config.addr, config.port, config.ipv6, config.backlog)
     host, port = listener.getsockname()[:2]
-    delay = None
-    if config.delay:
-        delay = RandomDelay(config.delay_min_ms, config.delay_max_ms, config.seed)
     limits = Limits.from_config(config)
     ctx = ServerContext(
         app=app,
@@ -68,13 +75,46 @@ def make_server(
         mode=cls.mode,
         server_name=host,
         server_port=port,
-        delay=delay,
+        delay=_delay(config),
         keepalive=cls is not SingleServer,
         multithread=cls.multithread,
         multiprocess=cls.multiprocess,
     )
     raise_open_file_limit(limits.connection_limit)
     return cls(listener, ctx, limits, lifecycle)
+
+
+def _delay(config: ServerConfig) -> RandomDelay | None:
+    if not config.delay:
+        return None
+    return RandomDelay(config.delay_min_ms, config.delay_max_ms, config.seed)
+
+
+def _make_asgi_server(
+    config: ServerConfig,
+    app: Any,
+    listener: socket.socket | None,
+    lifecycle: Lifecycle | None,
+) -> ASGIServer:
+    from cserver.server.asgi import ASGIServer
+
+    if listener is None:
+        listener = create_listener(config.addr, config.port, config.ipv6, config.backlog)
+    host, port = listener.getsockname()[:2]
+    limits = Limits.from_config(config)
+    if not config.threading:
+        # --nothreading: one request computed at a time, as in the other modes.
+        limits = dataclasses.replace(limits, workers=1)
+    ctx = ServerContext(
+        app=app,
+        limits=limits,
+        mode=ASGI_MODE,
+        server_name=host,
+        server_port=port,
+        delay=_delay(config),
+    )
+    raise_open_file_limit(limits.connection_limit)
+    return ASGIServer(listener, ctx, limits, lifecycle)
 
 
 def raise_open_file_limit(connection_limit: int) -> None:

@@ -6,7 +6,7 @@ import errno
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.staticfiles.management.commands.runserver import (
@@ -17,6 +17,7 @@ from django.core.management.commands.runserver import Command as RunserverComman
 from django.db import DatabaseError
 
 from cserver import generation, reloader
+from cserver.asgi_app import announce_asgi, require_uvicorn
 from cserver.command_defaults import with_command_defaults
 from cserver.compat import system_check_kwargs
 from cserver.config import (
@@ -30,7 +31,10 @@ from cserver.config import (
 )
 from cserver.dbconn import close_all, django_lifecycle, first_line
 from cserver.reload_errors import error_file
-from cserver.server import BaseServer, create_listener, make_server, network_warning
+from cserver.server import ASGI_MODE, BaseServer, create_listener, make_server, network_warning
+
+if TYPE_CHECKING:
+    from cserver.server.asgi import ASGIServer
 
 # runserver's wording, which users and scripts already know.
 BIND_ERRORS = {
@@ -44,18 +48,22 @@ def bind_error_text(exc: OSError) -> str:
     return BIND_ERRORS.get(exc.errno or 0, str(exc))
 
 
-def describe(config: ServerConfig, server: BaseServer | None = None) -> str:
+def describe(config: ServerConfig, server: Any = None) -> str:
     """The banner line that says how this run behaves, including how to replay it."""
     mode = server.mode if server is not None else config.mode
-    if mode == "single":
+    if mode == "single" or (server is not None and mode == ASGI_MODE and not config.threading):
         mode = f"{config.mode} (--nothreading: one request at a time)"
-    workers = config.workers if config.mode in ("pool", "fork") and config.threading else "-"
+    workers = config.workers if config.mode in _POOLED and config.threading else "-"
     delay = server.ctx.delay if server is not None else None
     if delay is not None:
         delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}"
     else:
         delay_text = "off seed=-"
     return f"cserver: mode={mode} workers={workers} delay={delay_text}"
+
+
+# Modes where --workers bounds something (see its description).
+_POOLED = ("pool", "fork", ASGI_MODE)
 
 
 class Command(StaticfilesRunserverCommand):
@@ -76,6 +84,8 @@ class Command(StaticfilesRunserverCommand):
         )
 
     def get_handler(self, *args: Any, **options: Any) -> Any:
+        if self.config.mode == ASGI_MODE:
+            return self.get_asgi_application(**options)
         from django.apps import apps
 
         # staticfiles' runserver only replaces runserver when the app is installed; its
@@ -90,6 +100,20 @@ class Command(StaticfilesRunserverCommand):
             handler = wrap_application(handler, self.config)
         return handler
 
+    def get_asgi_application(self, **options: Any) -> Any:
+        """The project's ASGI application, with static files and diagnostics as configured."""
+        from cserver.asgi_app import project_asgi_application
+
+        return project_asgi_application(self.config, options)
+
+    def on_bind(self, server_port: int) -> None:
+        if self.config.mode != ASGI_MODE:
+            super().on_bind(server_port)
+            return
+        # runserver's banner, saying which interface serves (as Django 6 does for WSGI).
+        with announce_asgi(self):
+            super().on_bind(server_port)
+
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not settings.ALLOWED_HOSTS:
             raise CommandError("You must set settings.ALLOWED_HOSTS if DEBUG is False.")
@@ -103,6 +127,8 @@ class Command(StaticfilesRunserverCommand):
             self.stdout.write(self.resolved.format_table())
             return
         config = self.config
+        if config.mode == ASGI_MODE:
+            require_uvicorn()
         if config.ipv6 and not socket.has_ipv6:
             raise CommandError("Your Python does not support IPv6.")
         # Attributes runserver's on_bind() reads for the banner.
@@ -178,7 +204,7 @@ class Command(StaticfilesRunserverCommand):
             generation.follow_changes(reloader.report_dirs)
         self._serve(server)
 
-    def _serve(self, server: BaseServer) -> None:
+    def _serve(self, server: BaseServer | ASGIServer) -> None:
         def stop(signum: int, frame: object) -> None:
             server.request_shutdown()
 

@@ -1,0 +1,122 @@
+"""ASGI mode: the project's ASGI application served by uvicorn, in this process, on our socket.
+
+uvicorn is optional (``pip install "cserver[asgi]"``); this module imports it, so only
+make_server() imports this module, and only for ``--mode asgi``. The server has the surface
+runcserver's ``_serve()`` uses on the other modes (serve_forever, request_shutdown,
+server_address, mode, ctx), and builds nothing asynchronous before serve_forever(): the
+event loop is created there, so the server can be built in one process and served in a
+child forked from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from cserver.server.asgi_layer import ServerLayer
+from cserver.server.asgi_protocol import with_header_timeout
+from cserver.server.base import Lifecycle
+from cserver.server.canned import SERVER_HEADER
+from cserver.server.context import ServerContext
+from cserver.server.limits import Limits
+
+__all__ = ["ASGIServer"]
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn's server without its signal handlers: runcserver's own SIGTERM/SIGINT handlers
+    call request_shutdown(), in every mode alike, and the reloader's supervisor relies on
+    SIGTERM meaning "drain and exit 0"."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ASGIServer:
+    """Serves an ASGI application with uvicorn on an already listening socket."""
+
+    mode = "asgi"
+    multithread = True
+    multiprocess = False
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        ctx: ServerContext,
+        limits: Limits,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
+        self.listener = listener
+        self.ctx = ctx
+        self.limits = limits
+        ctx.limits = limits
+        self.lifecycle = lifecycle or Lifecycle()
+        self._shutdown_requested = False
+        self._uvicorn: _UvicornServer | None = None
+
+    @property
+    def server_address(self) -> tuple:
+        return self.listener.getsockname()
+
+    def request_shutdown(self) -> None:
+        """Ask the server to stop; safe from a signal handler and from any thread.
+
+        Only plain attribute stores: uvicorn's main loop looks at ``should_exit`` every
+        0.1 s, and a stop asked before the loop runs is seen when it starts.
+        """
+        self._shutdown_requested = True
+        server = self._uvicorn
+        if server is not None:
+            server.should_exit = True
+
+    def serve_forever(self) -> None:
+        """Serve until request_shutdown(), then let requests in flight finish within the
+        grace period; idle keep-alive connections close at once."""
+        server = _UvicornServer(self._uvicorn_config())
+        server.should_exit = self._shutdown_requested
+        self._uvicorn = server
+        try:
+            # A fresh event loop, in the process (forked or not) that serves.
+            asyncio.run(server.serve(sockets=[self.listener]))
+        finally:
+            self._uvicorn = None
+            self.lifecycle.server_stopped()
+            with contextlib.suppress(OSError):
+                self.listener.close()
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        limits = self.limits
+        return uvicorn.Config(
+            ServerLayer(self.ctx),
+            interface="asgi3",
+            # h11, not httptools: it is the stricter parser (see the hostile corpus), and
+            # CserverH11Protocol adds the header timeout and the idle timeout of a new
+            # connection on top of it.
+            http=with_header_timeout(limits.header_timeout),
+            ws="none",
+            # Django's ASGI handler refuses lifespan events; asking would only log that.
+            lifespan="off",
+            # runserver does not trust X-Forwarded-For either: REMOTE_ADDR is the peer.
+            proxy_headers=False,
+            # The project's LOGGING stays as it is; requests are logged by ServerLayer on
+            # django.server, uvicorn's errors reach the root logger (stderr by default).
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            headers=[("Server", SERVER_HEADER)],
+            timeout_keep_alive=_whole_seconds(limits.keepalive_timeout),
+            timeout_graceful_shutdown=_whole_seconds(limits.grace_period),
+            limit_concurrency=limits.connection_limit,
+            backlog=128,
+        )
+
+
+def _whole_seconds(value: float) -> Any:
+    # uvicorn types these as int but only ever hands them to call_later / wait_for.
+    return value
