@@ -27,6 +27,7 @@ from testkit.serverproc import (
     started_once,
     wait_until,
 )
+from tests.test_probe import probe_cli, probe_json
 from tests.test_reloader import Poller, make_project, start_reloading, write_views
 
 STARTED = re.compile(r"cserver: worker process (\d+)/(\d+) started, pid (\d+)")
@@ -112,6 +113,19 @@ def test_status_page_adds_up_every_process(servers) -> None:
     assert status == 200
     for pid in {a["pid"] for a in answers}:
         assert f">{pid}</td>" in page.decode()  # its row in the workers table
+
+
+def test_probe_counts_requests_per_process(servers) -> None:
+    server = shared(servers)
+    pids = {str(pid) for pid in worker_pids(server)}
+    url = server.url("/counter?key=probe")
+    report = probe_json(url, "-n", "60", "-c", "4", "--new-socket", "--settle", "0")
+    per_process = report["requests_per_process"]
+    assert set(per_process) <= pids and sum(per_process.values()) == 60
+    # Pool threads have the same names in both processes: counted apart by their pid.
+    assert report["workers_seen"] <= 8
+    table = probe_cli(url, "-n", "10", "-c", "2", "--settle", "0").stdout
+    assert "per-process requests" in table and "pid " in table
 
 
 class Held:
