@@ -58,14 +58,17 @@ def _targets(
     http: dict[str, Any], db: dict[str, Any], moved: dict[str, Any]
 ) -> list[dict[str, Any]]:
     out = []
-    pool_a = http.get("a", {}).get("pool", {})
-    for base, need in (("waitress", 1.5), ("runserver", 2.0)):
-        ratio = pool_a.get(f"vs_{base}")
+    for server, base, need in (
+        ("pool", "waitress", 1.5),
+        ("pool", "runserver", 2.0),
+        ("pool2", "waitress", 2.0),
+    ):
+        ratio = http.get("a", {}).get(server, {}).get(f"vs_{base}")
         detail = "not measured" if ratio is None else f"{ratio:.2f}x"
         if ratio is not None and ratio < need:
             detail += f" ({(need - ratio) / need:.0%} short)"
         ok = None if ratio is None else ratio >= need
-        out.append(_target(f"(a) pool >= {need:g}x {base}", ok, detail))
+        out.append(_target(f"(a) {server} >= {need:g}x {base}", ok, detail))
     rps = http.get("c", {}).get("pool", {}).get("requests_per_s")
     need = 0.95 * SLOW_IDEAL
     detail = "not measured" if rps is None else f"{rps:,.0f} req/s ({rps / SLOW_IDEAL:.0%} of 320)"

@@ -89,6 +89,13 @@ SERVERS: dict[str, ServerSpec] = {
             "runcserver --mode pool --workers 16",
             _runcserver("--mode", "pool", "--workers", "16"),
         ),
+        # Production's shape (gunicorn -w 2 --threads 8): two processes of 8 pool workers,
+        # 16 threads in all like the others, and a GIL per process.
+        ServerSpec(
+            "pool2",
+            "runcserver --processes 2 --mode pool --workers 8",
+            _runcserver("--processes", "2", "--mode", "pool", "--workers", "8"),
+        ),
         # The fork cap is raised to 16 like the pool, so (c) compares equal concurrency.
         ServerSpec(
             "fork",

@@ -24,7 +24,13 @@ from cserver.config_cli import (
     flags_from_options,
     found_in_flags,
 )
-from cserver.config_model import Mode, ServerConfig, delay_range_problem, validate_gathered
+from cserver.config_model import (
+    Mode,
+    ServerConfig,
+    delay_range_problem,
+    processes_problem,
+    validate_gathered,
+)
 from cserver.config_sources import ConfigError, Default, Gathered, Origin, env_name, gather
 
 __all__ = [
@@ -138,6 +144,13 @@ def _problems(exc: ValidationError, gathered: Gathered) -> list[str]:
             where_low = origins.get("delay_min_ms", Origin("default")).where()
             where_high = origins.get("delay_max_ms", Origin("default")).where()
             ranges.append(delay_range_problem(low, where_low, high, where_high))
+        elif error["type"] == "processes_mode":
+            seen.add(name)
+            both = [
+                origins.get(field, Origin("default")).show(values.get(field))
+                for field in ("processes", "mode")
+            ]
+            lines.append(processes_problem(*both))
         elif name in origins and name not in seen:
             seen.add(name)
             shown = origins[name].show(values[name])

@@ -70,6 +70,14 @@ def delay_range_problem(low: int, where_low: str, high: int, where_high: str) ->
     )
 
 
+def processes_problem(processes: str, mode: str) -> str:
+    """The message for processes > 1 in fork mode, naming both as the user wrote them."""
+    return (
+        f"{processes} does not go with {mode}: fork mode already serves each connection in "
+        "a process of its own; use --mode pool or thread with --processes"
+    )
+
+
 # Values load_config() has already gathered, handed to the model while it validates them,
 # so that building the model reads no source a second time.
 _GATHERED: ContextVar[Mapping[str, Any] | None] = ContextVar("cserver_gathered", default=None)
@@ -123,6 +131,14 @@ class ServerConfig(BaseSettings):
         le=1024,
         description="pool size; in fork mode the cap on live children; in asgi mode the "
         "requests computed at once (until their response starts) (1 to 1024)",
+    )
+    # Declared after mode: the check below reads it. Like gunicorn's -w N
+    # next to --threads: N processes forked from the loaded project, each a full server.
+    processes: Annotated[int, Cli("--processes", metavar="N")] = Field(
+        1,
+        ge=1,
+        le=64,
+        description="worker processes sharing the socket, each with its own threads (1 to 64)",
     )
     # Declared before addr: addr's default depends on it.
     ipv6: Annotated[Bool, Cli("--ipv6", switch="on", aliases=("-6",), dest="use_ipv6")] = Field(
@@ -202,6 +218,14 @@ class ServerConfig(BaseSettings):
     diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
         Field(False, description="serve the diagnostics to non-loopback clients too")
     )
+
+    @field_validator("processes")
+    @classmethod
+    def _processes_fit_mode(cls, count: int, info: Any) -> int:
+        if count > 1 and info.data.get("mode") == "fork":
+            message = processes_problem(f"--processes {count}", "--mode fork")
+            raise PydanticCustomError("processes_mode", message, {"count": count})
+        return count
 
     @field_validator("delay_max_ms")
     @classmethod

@@ -118,8 +118,6 @@ def follow_changes(first: Callable[[], None]) -> None:
 
 
 def _apply_changes(fd: int, first: Callable[[], None]) -> None:
-    from django.utils import autoreload
-
     with _quiet:
         first()
     pending = b""
@@ -133,7 +131,15 @@ def _apply_changes(fd: int, first: Callable[[], None]) -> None:
         pending += data
         *lines, pending = pending.split(b"\n")
         with _quiet:
-            for line in lines:
-                # Django's own receivers reset the template loaders and translation caches.
-                # A receiver that fails must not end the thread: later edits still count.
-                autoreload.file_changed.send_robust(sender=None, file_path=Path(os.fsdecode(line)))
+            apply_changes(lines)
+
+
+def apply_changes(lines: list[bytes]) -> None:
+    """Tell Django that these files changed (one path per line)."""
+    from django.utils import autoreload
+
+    for line in lines:
+        if line:
+            # Django's own receivers reset the template loaders and translation caches.
+            # A receiver that fails must not end the thread: later edits still count.
+            autoreload.file_changed.send_robust(sender=None, file_path=Path(os.fsdecode(line)))

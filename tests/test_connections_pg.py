@@ -262,3 +262,28 @@ def test_runserver_opens_more_sessions_than_pool_mode(pg: PgCluster, pg_db: str)
         )
     assert results["runcserver"] <= WORKERS
     assert results["runserver"] > results["runcserver"]
+
+
+def test_each_worker_process_has_its_own_sessions(pg: PgCluster, pg_db: str) -> None:
+    """--processes 2: every process opens and keeps its own sessions, as under gunicorn -w 2;
+    pg_stat_activity holds exactly those, and none is left after shutdown."""
+    extra = {"CSERVER_PROCESSES": "2", "CSERVER_DIAGNOSTICS": "1"}
+    with serve(pg, pg_db, "pool", "None", workers=2, **extra) as run:
+        backends: dict[int, set[int]] = {}
+        for _ in range(200):
+            status, headers, body = get(run.server.url("/db"))
+            assert status == 200, body[:300]
+            data = json.loads(body)
+            assert int(headers["X-Cserver-Pid"]) == data["pid"]
+            backends.setdefault(data["pid"], set()).add(data["backend"])
+            if len(backends) == 2 and sum(map(len, backends.values())) >= 2:
+                break
+        assert len(backends) == 2, backends
+        first, second = backends.values()
+        assert not first & second  # no session is shared between processes
+        for pids in backends.values():
+            assert 1 <= len(pids) <= 2  # at most one per pool worker of that process
+        assert run.open_pids() == first | second
+        _, opened = run.shutdown()
+    assert opened == len(first | second)
+    figures(test="processes", per_process={p: sorted(b) for p, b in backends.items()})

@@ -41,7 +41,7 @@ def wrap_application(app: Callable, config: ServerConfig) -> DiagnosticsApp:
     from cserver.diagnostics.registry import Registry
 
     mode = config.mode if config.threading else "single"
-    registry = Registry(mode, config.workers)
+    registry = Registry(mode, config.workers, config.processes)
     dbhooks.install(registry)
     delay = f"{config.delay_min_ms}-{config.delay_max_ms} ms" if config.delay else "off"
     info: dict[str, Any] = {

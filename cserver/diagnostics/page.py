@@ -51,6 +51,14 @@ MODE_NOTES = {
 }
 
 
+PROCESSES_NOTE = (
+    "{count} worker processes (--processes), each with the workers above: counters, workers, "
+    "connections and recent requests live in memory shared by all of them, so this page "
+    "shows the whole server although process {pid} rendered it; the pid column tells the "
+    "processes apart."
+)
+
+
 def database_rows(databases: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
     """Alias, vendor, host and name of each configured database; never user or password."""
     rows = []
@@ -84,6 +92,8 @@ def build_stats(
     c = snap["counters"]
     mode = registry.mode
     notes = [MODE_NOTES[mode].format(workers=registry.configured_workers, pid=os.getpid())]
+    if registry.processes > 1:
+        notes.append(PROCESSES_NOTE.format(count=registry.processes, pid=os.getpid()))
     if c["untracked_workers"] or c["untracked_connections"]:
         notes.append(
             "Some workers or connections did not fit the fixed tables and are only counted, "
@@ -97,6 +107,8 @@ def build_stats(
         "pid": registry.server_pid,
         "served_by": {"pid": os.getpid(), "thread": threading.current_thread().name},
         "workers_configured": registry.configured_workers,
+        "processes": registry.processes,
+        "worker_pids": sorted({w["pid"] for w in snap["workers"]}),
         "delay": settings.get("delay", "off"),
         "uptime_s": round(snap["now"] - registry.started, 3),
         "shared_across_processes": registry.store.cross_process,
@@ -126,12 +138,14 @@ def render_html(stats: dict[str, Any], refresh: int = 0) -> str:
     conns = stats["connections"]
     mode = stats["mode"]
     served = stats["served_by"]
+    pids = ", ".join(str(pid) for pid in stats["worker_pids"]) or "-"
     facts = [
         f"mode <b>{escape(mode)}</b>",
         f"<b>{stats['workers_configured']}</b> workers configured"
         if mode in ("pool", "fork")
         else "",
         f"delay <b>{escape(stats['delay'])}</b>",
+        f"<b>{stats['processes']}</b> processes (pids {pids})" if stats["processes"] > 1 else "",
         f"server pid <b>{stats['pid']}</b>",
         f"up <b>{_duration(stats['uptime_s'])}</b>",
         f"page by pid {served['pid']} / {escape(served['thread'])} at {time.strftime('%H:%M:%S')}",

@@ -74,12 +74,14 @@ def process_alive(pid: int) -> bool:
 class Registry:
     """Counters and tables for one server; every method is safe from any worker."""
 
-    def __init__(self, mode: str, configured_workers: int) -> None:
+    def __init__(self, mode: str, configured_workers: int, processes: int = 1) -> None:
         self.mode = mode
         self.configured_workers = configured_workers
+        self.processes = processes
         self.server_pid = os.getpid()
         self.started = time.time()
-        self.store = shared.Store(cross_process=mode == "fork")
+        # Fork children and --processes workers all add to tables created before they fork.
+        self.store = shared.Store(cross_process=mode == "fork" or processes > 1)
         self._local = threading.local()
         # The request being served, per thread (WSGI modes) or per task (asgi mode, where
         # asgiref carries the context into the thread that runs a synchronous view).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -82,6 +83,7 @@ class Sample:
     worker: str | None = None
     worker_source: str | None = None  # "header" or "json"
     db_pids: tuple[int, ...] = ()
+    process: int | None = None  # the server process that answered (X-Cserver-Pid, "pid")
 
 
 @dataclass
@@ -124,11 +126,28 @@ def error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def process_of(headers: http.client.HTTPMessage, body: bytes) -> int | None:
+    """The pid of the server process that answered: X-Cserver-Pid, or a JSON body's "pid"."""
+    header = headers.get("X-Cserver-Pid", "")
+    if header.isdigit():
+        return int(header)
+    if body.startswith(b"{") and len(body) <= _MAX_JSON_BODY:
+        with contextlib.suppress(ValueError):
+            data = json.loads(body)
+            if isinstance(data, dict) and isinstance(data.get("pid"), int):
+                return data["pid"]
+    return None
+
+
 def identify(
     headers: http.client.HTTPMessage, body: bytes
 ) -> tuple[str | None, str | None, tuple[int, ...]]:
     """Worker identity, its source and DB backend pids from headers or a /whoami JSON body."""
     worker = headers.get("X-Cserver-Worker")
+    pid = headers.get("X-Cserver-Pid")
+    if worker and pid:
+        # "pool/pool-3" repeats in every worker process of --processes N: the pid tells them apart.
+        worker = f"{worker}@{pid}"
     source = "header" if worker else None
     db_header = headers.get("X-Cserver-Db")
     pids = tuple(int(p) for p in _DB_PID_RE.findall(db_header)) if db_header else ()
@@ -218,7 +237,8 @@ class _Driver:
             conn = None
         worker, source, pids = identify(resp.headers, body)
         error = f"http {resp.status}" if resp.status >= 400 else None
-        return Sample(latency, resp.status, error, worker, source, pids), conn
+        process = process_of(resp.headers, body)
+        return Sample(latency, resp.status, error, worker, source, pids, process), conn
 
 
 def run_load(

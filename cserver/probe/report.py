@@ -33,6 +33,7 @@ def summarise(result: LoadResult) -> dict[str, Any]:
     workers = {s.worker for s in samples if s.worker}
     sources = Counter(s.worker_source for s in samples if s.worker_source)
     pids = {pid for s in samples for pid in s.db_pids}
+    processes = Counter(s.process for s in samples if s.process is not None)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value, 3)
@@ -57,6 +58,8 @@ def summarise(result: LoadResult) -> dict[str, Any]:
         "workers_seen": len(workers) if workers else None,
         "workers_source": sources.most_common(1)[0][0] if sources else None,
         "db_pids_seen": len(pids) if pids else None,
+        # Server process pid -> requests it answered, when the responses name it.
+        "requests_per_process": {str(pid): n for pid, n in sorted(processes.items())} or None,
     }
 
 
@@ -106,6 +109,7 @@ def format_table(report: dict[str, Any]) -> str:
         ("latency p95 (ms)", _na(lat["p95"], "{:.2f}")),
         ("latency p99 (ms)", _na(lat["p99"], "{:.2f}")),
         ("workers seen", workers),
+        ("per-process requests", _per_process(report.get("requests_per_process"))),
         ("DB backend pids seen", _na(report["db_pids_seen"])),
         ("DB sessions opened", opened),
         ("DB connections left open", left),
@@ -115,6 +119,15 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * value_width}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def _per_process(counts: dict[str, int] | None) -> str:
+    """``pid 4242: 101, pid 4243: 99`` (from X-Cserver-Pid or a JSON "pid")."""
+    if not counts:
+        return "n/a"
+    if len(counts) > 8:  # fork mode: a process per connection
+        return f"{len(counts)} processes, at most {max(counts.values())} requests each"
+    return ", ".join(f"pid {pid}: {n}" for pid, n in counts.items())
 
 
 class ProgressBar:

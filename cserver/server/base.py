@@ -18,6 +18,7 @@ from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
+from cserver.server.shared_limit import ConnectionBudget
 
 __all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "wait_readable"]
 
@@ -138,6 +139,12 @@ class BaseServer:
         self._max_lingering = max(MAX_LINGERING, limits.connection_limit)
         self._full = False
         self._to_linger: deque[ClientConnection] = deque()
+        # Set in a worker process of --processes N: the limit counts every process.
+        self.budget: ConnectionBudget | None = None
+
+    def share_connection_limit(self, budget: ConnectionBudget) -> None:
+        """Count against a limit shared with other worker processes (before serving)."""
+        self.budget = budget
 
     @property
     def server_address(self) -> tuple:
@@ -214,13 +221,22 @@ class BaseServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = ClientConnection(sock, addr)
-            if self._at_limit():
+            if not self._admit():
                 self.refuse(conn)
             else:
                 self.handle_accepted(conn)
 
     def _at_limit(self) -> bool:
+        if self.budget is not None:
+            self.budget.report(self.open_connections())
+            return self.budget.total() >= self.limits.connection_limit
         return self.open_connections() >= self.limits.connection_limit
+
+    def _admit(self) -> bool:
+        """Whether a connection just accepted fits under the limit (and counts from now)."""
+        if self.budget is not None:
+            return self.budget.admit(self.open_connections())
+        return not self._at_limit()
 
     def refuse(self, conn: ClientConnection) -> None:
         """Answer a connection over the limit with a 503 at once; it holds no worker."""
@@ -297,6 +313,9 @@ class BaseServer:
             self._accept_paused_until = 0.0
             if not self._shutdown_requested:
                 self.set_accepting(True)
+        if self.budget is not None:
+            # Connections other threads closed since: room for the other processes too.
+            self.budget.report(self.open_connections())
         self._resume_if_room()
         self.housekeeping()
 

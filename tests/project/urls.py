@@ -8,4 +8,5 @@ urlpatterns = [
     path("echo", views.echo),
     path("db", views.db),
     path("stream", views.stream),
+    path("counter", views.counter),
 ]

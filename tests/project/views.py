@@ -61,5 +61,22 @@ def db(request):
     return HttpResponse(json.dumps({"backend": backend, "pid": os.getpid()}))
 
 
+_counters: dict[str, int] = {}
+
+
+def counter(request):
+    """A module global and the default (local-memory) cache, counted per ?key=: both are
+    per process, so with several worker processes each counts on its own."""
+    from django.core.cache import cache
+
+    key = request.GET.get("key", "")
+    with _lock:
+        _counters[key] = _counters.get(key, 0) + 1
+        value = _counters[key]
+    cache.add(f"counter-{key}", 0)
+    cached = cache.incr(f"counter-{key}")
+    return JsonResponse({"pid": os.getpid(), "global": value, "cache": cached})
+
+
 def stream(request):
     return StreamingHttpResponse(f"part {n}\n".encode() for n in range(3))
