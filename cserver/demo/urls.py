@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cserver.demo import transfer, views
+from cserver.demo import events, transfer, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("counter/reset", views.counter_reset, name="counter-reset"),
     path("download", transfer.download, name="download"),
     path("stream", transfer.stream, name="stream"),
+    path("events", events.events, name="events"),
 ]
