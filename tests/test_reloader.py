@@ -135,7 +135,7 @@ class Poller:
         self.thread.join(25)
 
 
-@pytest.mark.parametrize("mode", ["thread", "pool", "fork"])
+@pytest.mark.parametrize("mode", ["thread", "pool", "fork", "asgi"])
 def test_reloads_refuse_nothing_while_polled(project: Path, mode: str) -> None:
     with start_reloading(project, "--mode", mode) as server:
         assert body(server).startswith("version 1")

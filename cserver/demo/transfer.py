@@ -15,7 +15,7 @@ from pathlib import Path
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
-from cserver.demo.views import BadParam, _bad, _int_param
+from cserver.demo.params import BadParam, bad_request, int_param
 
 MAX_DOWNLOAD_MB = 512
 MAX_STREAM_PARTS = 10_000_000
@@ -38,9 +38,9 @@ def _download_file(mb: int) -> Path:
 def download(request: HttpRequest) -> HttpResponse:
     """``?mb=`` MiB (default 50) as a FileResponse attachment."""
     try:
-        mb = _int_param(request, "mb", 50, MAX_DOWNLOAD_MB)
+        mb = int_param(request, "mb", 50, MAX_DOWNLOAD_MB)
     except BadParam as exc:
-        return _bad(exc)
+        return bad_request(exc)
     path = _download_file(mb)
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
@@ -49,9 +49,9 @@ def download(request: HttpRequest) -> HttpResponse:
 def stream(request: HttpRequest) -> HttpResponse:
     """``?parts=`` small parts (default 100,000), each yielded on its own."""
     try:
-        parts = _int_param(request, "parts", 100_000, MAX_STREAM_PARTS)
+        parts = int_param(request, "parts", 100_000, MAX_STREAM_PARTS)
     except BadParam as exc:
-        return _bad(exc)
+        return bad_request(exc)
 
     def lines() -> Iterator[bytes]:
         for n in range(parts):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cserver.demo import async_views, transfer, views
+from cserver.demo import async_views, events, transfer, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -15,4 +15,5 @@ urlpatterns = [
     path("counter/reset", views.counter_reset, name="counter-reset"),
     path("download", transfer.download, name="download"),
     path("stream", transfer.stream, name="stream"),
+    path("events", events.events, name="events"),
 ]

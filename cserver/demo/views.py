@@ -10,13 +10,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from cserver.demo.connstate import backend_id, conn_state, track_connections
 from cserver.demo.models import Counter
+from cserver.demo.params import BadParam, bad_request, int_param
 
 RACY = "racy"
 SAFE = "safe"
@@ -25,29 +26,13 @@ MAX_RACE_SLEEP_MS = 10_000
 DEFAULT_RACE_SLEEP_MS = 20
 
 
-class BadParam(Exception):
-    """A query parameter out of range; the message is the one-line 400 body."""
-
-
-def _int_param(request: HttpRequest, name: str, default: int, maximum: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return default
-    # isascii: "²".isdigit() is true but int() rejects it; the length cap keeps int() cheap.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) > maximum:
-        raise BadParam(f"{name}={raw!r} is not valid: expected an integer from 0 to {maximum}")
-    return int(raw)
-
-
-def _bad(exc: BadParam) -> HttpResponse:
-    return HttpResponseBadRequest(f"{exc}\n", content_type="text/plain; charset=utf-8")
-
-
 def _worker(request: HttpRequest) -> dict[str, Any]:
     """Where this request ran; mode/worker are None when not served by cserver (e.g. runserver)."""
+    # WSGI modes put these in the environ, asgi mode in the ASGI scope.
+    where = getattr(request, "scope", request.META)
     return {
-        "mode": request.META.get("cserver.mode"),
-        "worker": request.META.get("cserver.worker"),
+        "mode": where.get("cserver.mode"),
+        "worker": where.get("cserver.worker"),
         "pid": os.getpid(),
         "thread": threading.current_thread().name,
     }
@@ -78,9 +63,9 @@ def index(request: HttpRequest) -> HttpResponse:
 def slow(request: HttpRequest) -> HttpResponse:
     """Sleep ?ms= milliseconds (default 300): shows whether requests overlap."""
     try:
-        ms = _int_param(request, "ms", 300, MAX_SLOW_MS)
+        ms = int_param(request, "ms", 300, MAX_SLOW_MS)
     except BadParam as exc:
-        return _bad(exc)
+        return bad_request(exc)
     started = time.time()
     time.sleep(ms / 1000)
     return JsonResponse(
@@ -136,9 +121,9 @@ def counter(request: HttpRequest) -> HttpResponse:
 def counter_racy(request: HttpRequest) -> HttpResponse:
     """Read, wait ?sleep_ms= (default 20), write value+1: concurrent requests lose updates."""
     try:
-        sleep_ms = _int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
+        sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
     except BadParam as exc:
-        return _bad(exc)
+        return bad_request(exc)
     row, _ = Counter.objects.get_or_create(name=RACY)
     seen = row.value
     time.sleep(sleep_ms / 1000)  # the window in which another request reads the same value
@@ -152,9 +137,9 @@ def counter_racy(request: HttpRequest) -> HttpResponse:
 def counter_safe(request: HttpRequest) -> HttpResponse:
     """Same wait, then UPDATE value = value + 1 in the database: no update is lost."""
     try:
-        sleep_ms = _int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
+        sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
     except BadParam as exc:
-        return _bad(exc)
+        return bad_request(exc)
     Counter.objects.get_or_create(name=SAFE)
     time.sleep(sleep_ms / 1000)
     Counter.objects.filter(name=SAFE).update(value=F("value") + 1)

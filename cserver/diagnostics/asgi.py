@@ -71,6 +71,10 @@ class ASGIDiagnosticsApp:
                     for name, value in self.diagnostics.headers(req)
                 ]
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Counted out before the client can see the end, as the WSGI wrapper does
+                # when the server closes the response.
+                registry.request_finished(req)
             await send(message)
 
         try:

@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from cserver.server.asgi_layer import ServerLayer
-from cserver.server.asgi_protocol import with_header_timeout
+from cserver.server.asgi_protocol import protocol_class
 from cserver.server.base import Lifecycle
 from cserver.server.canned import SERVER_HEADER
 from cserver.server.context import ServerContext
@@ -96,9 +96,9 @@ class ASGIServer:
             ServerLayer(self.ctx),
             interface="asgi3",
             # h11, not httptools: it is the stricter parser (see the hostile corpus), and
-            # CserverH11Protocol adds the header timeout and the idle timeout of a new
-            # connection on top of it.
-            http=with_header_timeout(limits.header_timeout),
+            # CserverH11Protocol adds the connection limit, the header timeout and the idle
+            # timeout of a new connection on top of it.
+            http=protocol_class(limits.header_timeout, limits.connection_limit),
             ws="none",
             # Django's ASGI handler refuses lifespan events; asking would only log that.
             lifespan="off",
@@ -112,7 +112,8 @@ class ASGIServer:
             headers=[("Server", SERVER_HEADER)],
             timeout_keep_alive=_whole_seconds(limits.keepalive_timeout),
             timeout_graceful_shutdown=_whole_seconds(limits.grace_period),
-            limit_concurrency=limits.connection_limit,
+            # --connection-limit is enforced by the protocol, as connections are accepted.
+            limit_concurrency=None,
             backlog=128,
         )
 

@@ -89,6 +89,8 @@ class _Exchange:
         self.request_line = (
             f"{scope['method']} {target.decode('latin-1')} HTTP/{scope.get('http_version', '1.1')}"
         )
+        self.method = scope["method"]
+        self._start: Message | None = None
         self.status = 0
         self.size = 0
         self.started = False
@@ -110,9 +112,27 @@ class _Exchange:
             self.started = True
             self.status = int(message["status"])
             self.release()
+            if self._may_add_length(message):
+                self._start = message  # sent with the first body part, which tells the length
+                return
         elif kind == "http.response.body":
-            self.size += len(message.get("body", b""))
+            body = message.get("body", b"")
+            self.size += len(body)
+            if self._start is not None:
+                start, self._start = self._start, None
+                if not message.get("more_body", False):
+                    # A complete response: Content-Length rather than chunks, as the other
+                    # modes send it (and as an HTTP/1.0 client needs it to keep the connection).
+                    length = (b"content-length", str(len(body)).encode())
+                    start = {**start, "headers": [*start.get("headers", ()), length]}
+                await self._send(start)
         await self._send(message)
+
+    def _may_add_length(self, start: Message) -> bool:
+        if self.method == "HEAD" or self.status in (204, 304) or self.status < 200:
+            return False
+        names = {name.lower() for name, _ in start.get("headers", ())}
+        return b"content-length" not in names and b"transfer-encoding" not in names
 
     async def refuse_body(self, limit: int) -> None:
         body = (

@@ -1,5 +1,9 @@
-"""uvicorn's h11 protocol with the two timeouts the other modes have and uvicorn lacks.
+"""uvicorn's h11 protocol with the limits of the other modes, where uvicorn's differ or lack.
 
+- ``--connection-limit``: a connection over the limit gets a 503 as it is accepted, as in
+  the other modes. (uvicorn's limit_concurrency judges each request instead, counting the
+  connection asking: with the limit reached by newer connections, an older keep-alive
+  connection's next request would get the 503.)
 - ``--header-timeout``: from a request's first byte to its complete head; a client that
   takes longer gets a 408 and the connection closes (uvicorn would wait forever).
 - A new connection that sends nothing is closed after ``--keepalive-timeout``, as the
@@ -9,33 +13,50 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from cserver.server.canned import canned_response, connection_limit_response
 from cserver.server.handler import log_request
+from cserver.server.limits import LINGER_TIMEOUT
 
+logger = logging.getLogger("cserver")
 _TIMEOUT_BODY = b"408 Request Timeout: request head too slow\n"
+# Refusals are logged at most this often (seconds), with the count since the last line.
+_REFUSAL_LOG_INTERVAL = 5.0
 
 
 class CserverH11Protocol(H11Protocol):
     """H11Protocol plus a head timer; the config it reads is uvicorn's own."""
 
-    header_timeout: float = 10.0  # with_header_timeout() makes a class with another
+    # protocol_class() makes a subclass with the server's own values.
+    header_timeout: float = 10.0
+    connection_limit: int = 1000
+    _refused = 0
+    _refusal_logged_at = -1e9
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refusing = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.connection_limit:
+            self._refuse()
+            return
         # Nothing received yet: the same idle timer uvicorn uses between requests.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
 
     def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return  # the refused client's request: read and dropped until it closes
         super().data_received(data)
         self._watch_head()
 
@@ -67,23 +88,38 @@ class CserverH11Protocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
         if self.conn.our_state is h11.IDLE:
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(_TIMEOUT_BODY)).encode()),
-                (b"connection", b"close"),
-                *self.server_state.default_headers,
-            ]
-            try:
-                self.transport.write(self.conn.send(h11.Response(status_code=408, headers=headers)))
-                self.transport.write(self.conn.send(h11.Data(data=_TIMEOUT_BODY)))
-                self.transport.write(self.conn.send(h11.EndOfMessage()))
-            except h11.LocalProtocolError:
-                pass
+            # The same bytes as the other modes send; h11 is bypassed, the connection closes.
+            self.transport.write(canned_response("408 Request Timeout", _TIMEOUT_BODY))
             log_request("-", 408, len(_TIMEOUT_BODY), None, "request head too slow")
         self._unset_keepalive_if_required()
         self.transport.close()
 
+    def _refuse(self) -> None:
+        """Answer a connection over the limit with a 503 at once and close it."""
+        self._unset_keepalive_if_required()
+        self._refusing = True
+        self.connections.discard(self)  # it no longer counts against the limit
+        self.transport.write(connection_limit_response(self.connection_limit))
+        # Half-close and let the client's request arrive, then close: closing at once would
+        # answer that request with a reset, which can destroy the 503 before it is read.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
+        cls = type(self)
+        cls._refused += 1
+        now = time.monotonic()
+        if now - cls._refusal_logged_at >= _REFUSAL_LOG_INTERVAL:
+            logger.warning(
+                "cserver: connection limit (%d) reached; refused %d connection(s) with 503 "
+                "(raise it with --connection-limit or CSERVER_CONNECTION_LIMIT)",
+                self.connection_limit,
+                cls._refused,
+            )
+            cls._refused = 0
+            cls._refusal_logged_at = now
 
-def with_header_timeout(seconds: float) -> type[CserverH11Protocol]:
+
+def protocol_class(header_timeout: float, connection_limit: int) -> type[CserverH11Protocol]:
     """The protocol class for one server: uvicorn builds protocols from a class alone."""
-    return type("CserverH11Protocol", (CserverH11Protocol,), {"header_timeout": seconds})
+    values = {"header_timeout": header_timeout, "connection_limit": connection_limit}
+    return type("CserverH11Protocol", (CserverH11Protocol,), values)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cserver.server.canned import canned_response
+from cserver.server.canned import connection_limit_response
 from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
@@ -28,7 +28,6 @@ logger = logging.getLogger("cserver")
 ARRIVAL_GRACE = 1.0
 _LISTENER = "listener"
 _WAKE = "wake"
-_REFUSAL_BODY = "503 Service Unavailable: connection limit reached ({limit} open connections)\n"
 
 
 def _noop() -> None:
@@ -241,10 +240,7 @@ class BaseServer:
     def refuse(self, conn: ClientConnection) -> None:
         """Answer a connection over the limit with a 503 at once; it holds no worker."""
         self.refused += 1
-        body = _REFUSAL_BODY.format(limit=self.limits.connection_limit)
-        data = canned_response(
-            "503 Service Unavailable", body.encode("latin-1"), headers=[("Retry-After", "1")]
-        )
+        data = connection_limit_response(self.limits.connection_limit)
         with contextlib.suppress(OSError):
             conn.sock.send(data)  # a fresh socket's send buffer takes this whole
         # The client may not have sent its request yet: closing before it does would make

@@ -31,3 +31,12 @@ def canned_response(
     lines.append(f"Content-Length: {len(body)}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+_REFUSAL_BODY = "503 Service Unavailable: connection limit reached ({limit} open connections)\n"
+
+
+def connection_limit_response(limit: int) -> bytes:
+    """The 503 a connection over --connection-limit gets at once, in every mode."""
+    body = _REFUSAL_BODY.format(limit=limit).encode("latin-1")
+    return canned_response("503 Service Unavailable", body, headers=[("Retry-After", "1")])
