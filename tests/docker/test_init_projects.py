@@ -456,5 +456,15 @@ def test_init_stack_serves_the_project(project_stack: ProjectStack) -> None:
     else:
         assert stack.image_id() == image
 
+    # The image has cserver's asgi extra: CSERVER_MODE=asgi is a restart, not a rebuild.
+    image = stack.image_id()
+    stack.env["CSERVER_MODE"] = "asgi"
+    stack.compose("up", "-d", "--wait", "--no-deps", "--no-build", "web", timeout=240)
+    assert stack.image_id() == image
+    page = stack.get("/polls/")
+    assert page.status_code == 200 and page.json()["vendor"] == "postgresql", page.text[:2000]
+    logs = stack.container("web").logs().decode("utf-8", "replace")
+    assert "mode=asgi" in logs, logs[-2000:]
+
     stack.compose("down", "-v", "--timeout", "5")
     assert stack.containers() == [] and stack.volumes() == []
