@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -27,13 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `cserver` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import servers  # noqa: E402
+from bench import cli, servers  # noqa: E402
 from bench.scenarios import (  # noqa: E402
+    BenchDatabases,
     DbLoad,
-    migrate,
-    postgres,
+    migrated_databases,
     probe_fresh_server,
-    recreate_database,
 )
 
 HOST = servers.HOST
@@ -105,19 +103,16 @@ SERVERS: dict[str, servers.ServerSpec] = {
 }
 
 
+SCRIPT = "bench/asgi_connections.py"
+
+
 def _usage_error(message: str) -> None:
-    print(f"bench/asgi_connections.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    cli.usage_error(SCRIPT, message)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; every bad value is a one-line error and exit 2."""
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            _usage_error(f"{message} (see --help)")
-
-    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(SCRIPT, __doc__)
     p.add_argument("--repeat", type=int, default=3, help="repetitions per cell (median)")
     p.add_argument("--requests", type=int, default=200, help="requests per cell")
     p.add_argument("--concurrency", type=int, default=1, help="requests at once")
@@ -149,8 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+_log = cli.log
 
 
 def measure(args: argparse.Namespace, workdir: Path, failures: list[str]) -> dict[str, Any]:
@@ -158,30 +152,23 @@ def measure(args: argparse.Namespace, workdir: Path, failures: list[str]) -> dic
     runs: dict[str, Any] = {
         n: {v.key: {a: [] for a in CONN_MAX_AGES} for v in VIEWS} for n in args.servers
     }
-    with postgres(args.pg_url) as (url_for, admin):
-        template = "bench_asgi_template"
-        recreate_database(admin, template)
-        migrate(servers.base_env(workdir, {"DATABASE_URL": url_for(template)}), workdir)
-        try:
-            # Repetition outermost: background noise spreads over every cell.
-            for rep in range(args.repeat):
-                for age in CONN_MAX_AGES:
-                    for name in args.servers:
-                        for view in VIEWS:
-                            cell = f"{name} {view.key} CONN_MAX_AGE={age} rep {rep + 1}"
-                            result = _one_cell(args, name, view, age, url_for, admin, workdir)
-                            if isinstance(result, str):
-                                failures.append(f"{cell}: {result}")
-                                _log(f"FAILED {cell}: {result}")
-                                continue
-                            runs[name][view.key][age].append(result)
-                            _log(
-                                f"{cell}: opened {result['sessions_opened']}, left open "
-                                f"{result['left_open']}, {result['elapsed_s']:.2f} s"
-                                + (f", errors {result['error_kinds']}" if result["errors"] else "")
-                            )
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    with migrated_databases(args.pg_url, workdir, "bench_asgi_template") as databases:
+        # Repetition outermost: background noise spreads over every cell.
+        for rep in range(args.repeat):
+            for age in CONN_MAX_AGES:
+                for name in args.servers:
+                    for view in VIEWS:
+                        cell = f"{name} {view.key} CONN_MAX_AGE={age} rep {rep + 1}"
+                        result = _one_cell(args, name, view, age, databases, workdir)
+                        if isinstance(result, str):
+                            failures.append(f"{cell}: {result}")
+                            _log(f"FAILED {cell}: {result}")
+                            continue
+                        runs[name][view.key][age].append(result)
+                        _log(
+                            f"{cell}: opened {result['sessions_opened']}, left open "
+                            f"{result['left_open']}, {result['elapsed_s']:.2f} s"
+                        )
     return runs
 
 
@@ -190,24 +177,20 @@ def _one_cell(
     name: str,
     view: View,
     age: str,
-    url_for: Any,
-    admin: Any,
+    databases: BenchDatabases,
     workdir: Path,
 ) -> dict[str, Any] | str:
     """One fresh server on one fresh database; the error text when it broke."""
-    db = f"bench_asgi_{name}_{view.key}"
-    recreate_database(admin, db, "bench_asgi_template")
-    env = servers.base_env(
-        workdir,
-        {"DATABASE_URL": url_for(db), "DJANGO_CONN_MAX_AGE": age, "DJANGO_LOG_LEVEL": "WARNING"},
-    )
     load = DbLoad(view.path, args.requests, args.concurrency, args.keepalive, args.settle)
     try:
-        result = probe_fresh_server(SERVERS[name], env, url_for(db), load, workdir)
+        with databases.fresh(f"bench_asgi_{name}_{view.key}") as url:
+            env = servers.base_env(
+                workdir,
+                {"DATABASE_URL": url, "DJANGO_CONN_MAX_AGE": age, "DJANGO_LOG_LEVEL": "WARNING"},
+            )
+            result = probe_fresh_server(SERVERS[name], env, url, load, workdir)
     except Exception as exc:  # one broken server must not sink the others
         return " ".join(str(exc).split())[:300]
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     if result["errors"]:
         return f"{result['errors']} failed requests: {result['error_kinds']}"
     return result
@@ -260,7 +243,6 @@ def markdown(args: argparse.Namespace, runs: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure every selected server, print the markdown table, write JSON if asked."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     failures: list[str] = []
     started = time.time()
     load_start = os.getloadavg()[0]
@@ -283,14 +265,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every finally block stops its server.
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        print("bench/asgi_connections.py: interrupted; servers stopped", file=sys.stderr)
-        raise SystemExit(130) from None
+    cli.run_script(SCRIPT, main)

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `cserver` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import report, servers, transfer, wrk  # noqa: E402
+from bench import cli, report, servers, transfer, wrk  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     ALL_SCENARIOS,
     DB_KEY,
@@ -32,20 +31,16 @@ from bench.scenarios import (  # noqa: E402
     run_http,
 )
 
+SCRIPT = "bench/run.py"
+
 
 def _usage_error(message: str) -> None:
-    print(f"bench/run.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    cli.usage_error(SCRIPT, message)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; every bad value is a one-line error and exit 2."""
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            _usage_error(f"{message} (see --help)")
-
-    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(SCRIPT, __doc__)
     p.add_argument("--repeat", type=int, default=3, help="repetitions per scenario (median)")
     p.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
     p.add_argument("--warmup", type=int, default=1, help="wrk warm-up seconds before rep 1")
@@ -90,13 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every finally block stops its servers.
-    raise KeyboardInterrupt
+_log = cli.log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     http_keys = [k for k in args.scenarios if k in HTTP_SCENARIOS]
     if http_keys and wrk.wrk_path() is None:
         _usage_error("wrk is not installed (apt-get install wrk); or use --only d")
-    signal.signal(signal.SIGTERM, _terminate)
     started = time.time()
     results: dict[str, Any] = {
         "settings": {
@@ -180,8 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        print("bench/run.py: interrupted; servers stopped", file=sys.stderr)
-        raise SystemExit(130) from None
+    cli.run_script(SCRIPT, main)

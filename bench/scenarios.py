@@ -154,6 +154,38 @@ def recreate_database(admin: Any, name: str, template: str = "template0") -> Non
     admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
 
+class BenchDatabases:
+    """Databases cloned from one migrated template, each dropped after its run."""
+
+    def __init__(self, url_for: Callable[[str], str], admin: Any, template: str) -> None:
+        self.url_for = url_for
+        self.admin = admin
+        self.template = template
+
+    @contextlib.contextmanager
+    def fresh(self, name: str) -> Iterator[str]:
+        """A new database called name with the demo's tables; its URL. Dropped at exit."""
+        recreate_database(self.admin, name, self.template)
+        try:
+            yield self.url_for(name)
+        finally:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def migrated_databases(
+    pg_url: str | None, workdir: Path, template: str
+) -> Iterator[BenchDatabases]:
+    """On the given or a throwaway PostgreSQL: a migrated template to clone runs from."""
+    with postgres(pg_url) as (url_for, admin):
+        recreate_database(admin, template)
+        migrate(servers.base_env(workdir, {"DATABASE_URL": url_for(template)}), workdir)
+        try:
+            yield BenchDatabases(url_for, admin, template)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
 def run_db(
     names: list[str],
     *,
@@ -167,31 +199,22 @@ def run_db(
 ) -> dict[str, list[dict[str, Any]]]:
     """Per server and repetition: a fresh server and database, N sequential new-socket /db."""
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    with postgres(pg_url) as (url_for, admin):
-        template = "bench_template"
-        recreate_database(admin, template)
-        migrate(servers.base_env(workdir, {"DATABASE_URL": url_for(template)}), workdir)
-        try:
-            for rep in range(repeat):
-                for name in names:
-                    # Each run gets its own database: sessions and leftovers never mix.
-                    db = f"bench_{name}_{rep}"
-                    recreate_database(admin, db, template)
-                    try:
-                        r = _one_db_run(name, url_for(db), requests, settle, workdir)
-                    except Exception as exc:  # one broken server must not sink the others
-                        _fail(failures, log, f"(d) {name} rep {rep + 1}: {exc}")
-                        continue
-                    finally:
-                        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                    results[name].append(r)
-                    log(
-                        f"rep {rep + 1}/{repeat} (d) {name:9s} {r['elapsed_s']:7.3f} s, "
-                        f"sessions opened {r['sessions_opened']}, left open {r['left_open']}"
-                        + (f", errors {r['error_kinds']}" if r["errors"] else "")
-                    )
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    with migrated_databases(pg_url, workdir, "bench_template") as databases:
+        for rep in range(repeat):
+            for name in names:
+                # Each run gets its own database: sessions and leftovers never mix.
+                try:
+                    with databases.fresh(f"bench_{name}_{rep}") as url:
+                        r = _one_db_run(name, url, requests, settle, workdir)
+                except Exception as exc:  # one broken server must not sink the others
+                    _fail(failures, log, f"(d) {name} rep {rep + 1}: {exc}")
+                    continue
+                results[name].append(r)
+                log(
+                    f"rep {rep + 1}/{repeat} (d) {name:9s} {r['elapsed_s']:7.3f} s, "
+                    f"sessions opened {r['sessions_opened']}, left open {r['left_open']}"
+                    + (f", errors {r['error_kinds']}" if r["errors"] else "")
+                )
     return results
 
 

@@ -346,3 +346,25 @@ def test_bench_quick_db(pg: Any, tmp_path: Path) -> None:
     run = results["db"]["pool"][0]
     assert run["requests"] == 20 and run["errors"] == 0
     assert run["sessions_opened"] is not None and run["left_open"] is not None
+
+
+@pytest.mark.postgres
+def test_bench_asgi_connections_quick(pg: Any, tmp_path: Path) -> None:
+    out = tmp_path / "asgi.json"
+    argv = ["bench/asgi_connections.py", "--quick", "--only", "asgi", "--requests", "5"]
+    proc = subprocess.run(
+        [sys.executable, *argv, "--pg-url", pg.database_url("postgres"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env=server_env(),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| runcserver --mode asgi | async `/db/async` | 5 / 0 |" in proc.stdout
+    runs = json.loads(out.read_text())["runs"]["asgi"]
+    for view in ("sync", "async"):
+        # Under ASGI no request reuses a session, whatever CONN_MAX_AGE says.
+        assert [runs[view][age][0]["sessions_opened"] for age in ("0", "60", "None")] == [5] * 3
+        assert runs[view]["0"][0]["left_open"] == 0
