@@ -42,7 +42,8 @@ def test_serves_the_project_static_files_banner_and_log(tmp_path) -> None:
         assert who["mode"] == "asgi"
         assert who["worker"].startswith("Task-")
         status, headers, css = get(server.url("/static/cserver_demo/demo.css"))
-        assert status == 200 and css and headers["Content-Type"].startswith("text/css")
+        assert status == 200 and css
+        assert {k.lower(): v for k, v in headers.items()}["content-type"].startswith("text/css")
         assert get(server.url("/nowhere"))[0] == 404
         out = server.wait_for_output('"GET /nowhere HTTP/1.1" 404')
     assert "Starting ASGI development server at http://127.0.0.1:" in out
