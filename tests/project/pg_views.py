@@ -8,6 +8,8 @@ import time
 from django.db import connection
 from django.http import HttpResponse
 
+from tests.project.views import cserver_key
+
 
 def db_hold(request):
     """Query the backend pid, then keep the connection checked out for ?ms= milliseconds."""
@@ -19,7 +21,7 @@ def db_hold(request):
         "backend": backend,
         "pid": os.getpid(),
         "thread": threading.current_thread().name,
-        "worker": request.META.get("cserver.worker"),
+        "worker": cserver_key(request, "worker"),
     }
     return HttpResponse(json.dumps(payload), content_type="application/json")
 
