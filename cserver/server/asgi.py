@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import socket
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,15 +31,28 @@ from cserver.server.limits import Limits
 
 __all__ = ["ASGIServer"]
 
+logger = logging.getLogger("cserver")
+
 
 class _UvicornServer(uvicorn.Server):
     """uvicorn's server without its signal handlers: runcserver's own SIGTERM/SIGINT handlers
     call request_shutdown(), in every mode alike, and the reloader's supervisor relies on
     SIGTERM meaning "drain and exit 0"."""
 
+    grace_exceeded = False
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn's shutdown() runs this under wait_for(timeout_graceful_shutdown): being
+        # cancelled means requests were still running when the grace period ended.
+        try:
+            await super()._wait_tasks_to_complete()
+        except asyncio.CancelledError:
+            self.grace_exceeded = True
+            raise
 
 
 class ASGIServer:
@@ -81,14 +98,18 @@ class ASGIServer:
         server = _UvicornServer(self._uvicorn_config())
         server.should_exit = self._shutdown_requested
         self._uvicorn = server
+        # A fresh event loop, in the process (forked or not) that serves.
+        loop = asyncio.new_event_loop()
         try:
-            # A fresh event loop, in the process (forked or not) that serves.
-            asyncio.run(server.serve(sockets=[self.listener]))
+            loop.run_until_complete(server.serve(sockets=[self.listener]))
         finally:
             self._uvicorn = None
+            _close_loop(loop)
             self.lifecycle.server_stopped()
             with contextlib.suppress(OSError):
                 self.listener.close()
+        if server.grace_exceeded:
+            _abandon_stuck_views()
 
     def _uvicorn_config(self) -> uvicorn.Config:
         limits = self.limits
@@ -121,6 +142,46 @@ class ASGIServer:
             limit_concurrency=None,
             backlog=128,
         )
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop like asyncio.run(), but without waiting for its executor's threads:
+    a view still running after the grace period must not hold the exit (see below)."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def _abandon_stuck_views() -> None:
+    """Exit now if synchronous views outlive the grace period (which has ended).
+
+    Each runs in a non-daemon executor thread (asgiref's), which the interpreter would wait
+    for at exit: the other modes abandon a worker still busy at the deadline, and so does
+    this one, with a warning.
+    """
+    here = threading.current_thread()
+    stuck = [
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and not t.daemon and t is not here and t is not threading.main_thread()
+    ]
+    if not stuck:
+        return
+    logger.warning(
+        "cserver: requests still running after the grace period; exiting without waiting "
+        "for their %d thread(s)",
+        len(stuck),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _whole_seconds(value: float) -> Any:
