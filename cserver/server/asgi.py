@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,10 +23,8 @@ import uvicorn
 
 from cserver.server.asgi_layer import ServerLayer
 from cserver.server.asgi_protocol import protocol_class
-from cserver.server.base import Lifecycle
+from cserver.server.base import ServerCore
 from cserver.server.canned import SERVER_HEADER
-from cserver.server.context import ServerContext
-from cserver.server.limits import Limits
 
 __all__ = ["ASGIServer"]
 
@@ -55,31 +52,13 @@ class _UvicornServer(uvicorn.Server):
             raise
 
 
-class ASGIServer:
+class ASGIServer(ServerCore):
     """Serves an ASGI application with uvicorn on an already listening socket."""
 
     mode = "asgi"
-    multithread = True
-    multiprocess = False
-
-    def __init__(
-        self,
-        listener: socket.socket,
-        ctx: ServerContext,
-        limits: Limits,
-        lifecycle: Lifecycle | None = None,
-    ) -> None:
-        self.listener = listener
-        self.ctx = ctx
-        self.limits = limits
-        ctx.limits = limits
-        self.lifecycle = lifecycle or Lifecycle()
-        self._shutdown_requested = False
-        self._uvicorn: _UvicornServer | None = None
-
-    @property
-    def server_address(self) -> tuple:
-        return self.listener.getsockname()
+    # Set per instance once asked / serving; nothing is built before serve_forever().
+    _shutdown_requested = False
+    _uvicorn: _UvicornServer | None = None
 
     def request_shutdown(self) -> None:
         """Ask the server to stop; safe from a signal handler and from any thread.

@@ -19,7 +19,7 @@ from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
 
-__all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "wait_readable"]
+__all__ = ["BaseServer", "Lifecycle", "Limits", "ServerCore", "create_listener", "wait_readable"]
 
 logger = logging.getLogger("cserver")
 
@@ -96,11 +96,11 @@ def arrives_before_shutdown(conn: ClientConnection) -> bool:
     return bool(poller.poll(ARRIVAL_GRACE * 1000))
 
 
-class BaseServer:
-    """Accept loop, connection limit and shutdown; subclasses decide what happens to a
-    connection once accepted."""
+class ServerCore:
+    """What runcserver's _serve() and the banner use of a server, in every mode (asgi too):
+    the socket, the context (its delay), the limits and the lifecycle hooks."""
 
-    mode = "base"
+    mode = "core"
     multithread = True
     multiprocess = False
 
@@ -116,6 +116,26 @@ class BaseServer:
         self.limits = limits
         ctx.limits = limits
         self.lifecycle = lifecycle or Lifecycle()
+
+    @property
+    def server_address(self) -> tuple:
+        return self.listener.getsockname()
+
+
+class BaseServer(ServerCore):
+    """Accept loop, connection limit and shutdown; subclasses decide what happens to a
+    connection once accepted."""
+
+    mode = "base"
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        ctx: ServerContext,
+        limits: Limits,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
+        super().__init__(listener, ctx, limits, lifecycle)
         self.listener.setblocking(False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -137,10 +157,6 @@ class BaseServer:
         self._max_lingering = max(MAX_LINGERING, limits.connection_limit)
         self._full = False
         self._to_linger: deque[ClientConnection] = deque()
-
-    @property
-    def server_address(self) -> tuple:
-        return self.listener.getsockname()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
