@@ -24,6 +24,7 @@ from testkit.serverproc import (
     start_server,
     wait_until,
 )
+from tests.hostile.wire import read_until_closed
 
 ASGI = ("--mode", "asgi")
 
@@ -37,6 +38,12 @@ def test_serves_the_project_static_files_banner_and_log(tmp_path) -> None:
         status, headers, body = get(server.url("/hello"))
         assert (status, body) == (200, b"Hello, world!")
         assert headers["server"].startswith("cserver/")
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = read_until_closed(sock, 5)
+        # The length a GET would have, and no body.
+        assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n"), head
+        assert b"\r\ncontent-length: 13\r\n" in head.lower()
         status, _, body = get(server.url("/whoami"))
         assert status == 200
         who = json.loads(body)

@@ -93,6 +93,8 @@ class Exchange:
         self._start = {**message, "headers": headers}
 
     async def _body(self, body: bytes, more: bool) -> None:
+        # What a GET would send in one piece: the length a HEAD declares too.
+        whole = len(body) if not more and self.status not in (204, 304) else None
         if self._no_body:
             body, more = b"", False
         length = self._length
@@ -109,10 +111,10 @@ class Exchange:
         start = self._start
         if start is not None:
             self._start = None
-            if not more and length is None and not self._no_body:
+            if whole is not None and length is None and self.status >= 200:
                 # A complete response: Content-Length rather than chunks, as the other
                 # modes send it (and as an HTTP/1.0 client needs to keep the connection).
-                start["headers"] = [*start["headers"], (b"content-length", str(len(body)).encode())]
+                start["headers"] = [*start["headers"], (b"content-length", str(whole).encode())]
             await self._send(start)
         if cut or (short and not self._no_body):
             # All the declared bytes, never the end: uvicorn closes the connection.
