@@ -59,6 +59,11 @@ SUBSET = [
     "tests/test_reloader.py::test_sighup_starts_a_new_generation",
     "tests/test_cli.py::test_migrate_uses_the_demo_settings_and_sqlite_in_wal_mode",
     "tests/test_connections_pg.py::test_sessions_per_mode_and_conn_max_age[pool-None]",
+    # asgi mode: the project through uvicorn (banner, log, static files), SSE streaming,
+    # and the one-line error without uvicorn.
+    "tests/test_asgi.py::test_serves_the_project_static_files_banner_and_log",
+    "tests/test_asgi.py::test_sse_events_arrive_before_the_stream_ends",
+    "tests/test_asgi.py::test_without_uvicorn_one_line_error_and_nonzero_exit",
 ]
 
 

@@ -230,7 +230,7 @@ def test_command_bad_config_exits_2_with_one_line_each(tmp_path: Path):
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "Error: CSERVER_MODE='forking' is not valid: expected one of thread, pool, fork",
+        "Error: CSERVER_MODE='forking' is not valid: expected one of thread, pool, fork, asgi",
         "Error: --workers 0 is not valid: expected an integer from 1 to 1024",
         "Error: settings.RUNSERVER_DEFAULT_ADDR='a b' is not valid: "
         "expected a host name or IP address (IPv6 without brackets)",

@@ -12,8 +12,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.views.decorators.http import require_safe
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    StreamingHttpResponse,
+)
 
 from cserver.demo.params import BadParam, bad_request, int_param
 
@@ -41,9 +45,11 @@ def _sync_events(count: int, interval: float) -> Iterator[str]:
             time.sleep(interval)
 
 
-@require_safe
 async def events(request: HttpRequest) -> HttpResponse:
     """?count= events (default 5, up to 100), ?interval_ms= apart (default 500)."""
+    # Not @require_safe: before Django 5.0 it does not wrap an async view.
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     try:
         count = int_param(request, "count", 5, MAX_EVENTS) or 1
         interval = int_param(request, "interval_ms", 500, MAX_INTERVAL_MS) / 1000

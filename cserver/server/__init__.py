@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cserver.server.asgi import ASGIServer
 
 __all__ = [
+    "ASGI_MODE",
     "BaseServer",
     "Lifecycle",
     "Limits",

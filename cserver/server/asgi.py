@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
+import logging
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +23,12 @@ import uvicorn
 
 from cserver.server.asgi_layer import ServerLayer
 from cserver.server.asgi_protocol import protocol_class
-from cserver.server.base import Lifecycle
+from cserver.server.base import ServerCore
 from cserver.server.canned import SERVER_HEADER
-from cserver.server.context import ServerContext
-from cserver.server.limits import Limits
 
 __all__ = ["ASGIServer"]
+
+logger = logging.getLogger("cserver")
 
 
 class _UvicornServer(uvicorn.Server):
@@ -33,36 +36,29 @@ class _UvicornServer(uvicorn.Server):
     call request_shutdown(), in every mode alike, and the reloader's supervisor relies on
     SIGTERM meaning "drain and exit 0"."""
 
+    grace_exceeded = False
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn's shutdown() runs this under wait_for(timeout_graceful_shutdown): being
+        # cancelled means requests were still running when the grace period ended.
+        try:
+            await super()._wait_tasks_to_complete()
+        except asyncio.CancelledError:
+            self.grace_exceeded = True
+            raise
 
-class ASGIServer:
+
+class ASGIServer(ServerCore):
     """Serves an ASGI application with uvicorn on an already listening socket."""
 
     mode = "asgi"
-    multithread = True
-    multiprocess = False
-
-    def __init__(
-        self,
-        listener: socket.socket,
-        ctx: ServerContext,
-        limits: Limits,
-        lifecycle: Lifecycle | None = None,
-    ) -> None:
-        self.listener = listener
-        self.ctx = ctx
-        self.limits = limits
-        ctx.limits = limits
-        self.lifecycle = lifecycle or Lifecycle()
-        self._shutdown_requested = False
-        self._uvicorn: _UvicornServer | None = None
-
-    @property
-    def server_address(self) -> tuple:
-        return self.listener.getsockname()
+    # Set per instance once asked / serving; nothing is built before serve_forever().
+    _shutdown_requested = False
+    _uvicorn: _UvicornServer | None = None
 
     def request_shutdown(self) -> None:
         """Ask the server to stop; safe from a signal handler and from any thread.
@@ -81,24 +77,33 @@ class ASGIServer:
         server = _UvicornServer(self._uvicorn_config())
         server.should_exit = self._shutdown_requested
         self._uvicorn = server
+        # A fresh event loop, in the process (forked or not) that serves.
+        loop = asyncio.new_event_loop()
         try:
-            # A fresh event loop, in the process (forked or not) that serves.
-            asyncio.run(server.serve(sockets=[self.listener]))
+            loop.run_until_complete(server.serve(sockets=[self.listener]))
         finally:
             self._uvicorn = None
+            _close_loop(loop)
             self.lifecycle.server_stopped()
             with contextlib.suppress(OSError):
                 self.listener.close()
+        if server.grace_exceeded:
+            _abandon_stuck_views()
 
     def _uvicorn_config(self) -> uvicorn.Config:
         limits = self.limits
         return uvicorn.Config(
             ServerLayer(self.ctx),
             interface="asgi3",
-            # h11, not httptools: it is the stricter parser (see the hostile corpus), and
-            # CserverH11Protocol adds the connection limit, the header timeout and the idle
-            # timeout of a new connection on top of it.
-            http=protocol_class(limits.header_timeout, limits.connection_limit),
+            # h11, not httptools, measured with tests/hostile/test_corpus.py (48 cases, each
+            # also answered by the WSGI modes' parser): h11 answered 18 differently, httptools
+            # 13, but httptools' differences are the worse ones: it bounds no head (a 20 KB
+            # header line, 150 headers or a 72 KB head all reach the application) and takes
+            # HTTP/1.1 requests without a Host or with two; h11 refuses heads over 16 KB and
+            # both Host cases, and is lax on chunk-size whitespace and CL+TE (TE wins).
+            # CserverH11Protocol adds the connection limit, the header timeout, the idle
+            # timeout of a new connection, and 431 and a log line for refused heads.
+            http=protocol_class(self.ctx),
             ws="none",
             # Django's ASGI handler refuses lifespan events; asking would only log that.
             lifespan="off",
@@ -116,6 +121,46 @@ class ASGIServer:
             limit_concurrency=None,
             backlog=128,
         )
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop like asyncio.run(), but without waiting for its executor's threads:
+    a view still running after the grace period must not hold the exit (see below)."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def _abandon_stuck_views() -> None:
+    """Exit now if synchronous views outlive the grace period (which has ended).
+
+    Each runs in a non-daemon executor thread (asgiref's), which the interpreter would wait
+    for at exit: the other modes abandon a worker still busy at the deadline, and so does
+    this one, with a warning.
+    """
+    here = threading.current_thread()
+    stuck = [
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and not t.daemon and t is not here and t is not threading.main_thread()
+    ]
+    if not stuck:
+        return
+    logger.warning(
+        "cserver: requests still running after the grace period; exiting without waiting "
+        "for their %d thread(s)",
+        len(stuck),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _whole_seconds(value: float) -> Any:

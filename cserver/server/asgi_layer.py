@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
+from cserver.server.asgi_response import Exchange, ResponseDone
 from cserver.server.context import ServerContext
 from cserver.server.handler import log_request
 
@@ -40,21 +42,26 @@ class ServerLayer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(scope, send)
+        _drop_fragment(scope)
+        exchange = Exchange(scope, send)
+        slot = _Slot()
+        exchange.on_start = slot.release
         try:
-            await self._serve(scope, receive, exchange)
+            await self._serve(scope, receive, exchange, slot)
+        except ResponseDone:
+            pass  # the response ended before the application did
         finally:
-            exchange.release()
+            slot.release()
             if exchange.status:
                 log_request(
                     exchange.request_line, exchange.status, exchange.size, exchange.delay_ms
                 )
 
-    async def _serve(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, exchange: Exchange, slot: _Slot) -> None:
         limit = self.ctx.limits.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await exchange.refuse_body(limit)
+            await refuse_body(exchange, limit)
             return
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.ctx.limits.workers)
@@ -63,7 +70,7 @@ class ServerLayer:
         scope["cserver.worker"] = task.get_name() if task is not None else "-"
         # A slot is held until the response starts: it bounds the requests being computed
         # (each synchronous view runs in a thread of its own), not the streams being sent.
-        await exchange.hold(self._slots)
+        await slot.hold(self._slots)
         delay = self.ctx.delay
         if delay is not None:
             exchange.delay_ms = delay.draw_ms()
@@ -74,83 +81,47 @@ class ServerLayer:
         except BodyTooLarge:
             if exchange.started:
                 raise
-            await exchange.refuse_body(limit)
+            await refuse_body(exchange, limit)
 
 
-class _Exchange:
-    """One request's response as it goes out: status and size for the log line."""
+class _Slot:
+    """A request's place among the --workers requests computed at once."""
 
-    def __init__(self, scope: Scope, send: Send) -> None:
-        self._send = send
-        query = scope.get("query_string") or b""
-        target = scope.get("raw_path") or scope["path"].encode("utf-8")
-        if query:
-            target += b"?" + query
-        self.request_line = (
-            f"{scope['method']} {target.decode('latin-1')} HTTP/{scope.get('http_version', '1.1')}"
-        )
-        self.method = scope["method"]
-        self._start: Message | None = None
-        self.status = 0
-        self.size = 0
-        self.started = False
-        self.delay_ms: int | None = None
-        self._slot: asyncio.Semaphore | None = None
+    def __init__(self) -> None:
+        self._slots: asyncio.Semaphore | None = None
 
     async def hold(self, slots: asyncio.Semaphore) -> None:
         await slots.acquire()
-        self._slot = slots
+        self._slots = slots
 
     def release(self) -> None:
-        if self._slot is not None:
-            self._slot.release()
-            self._slot = None
+        if self._slots is not None:
+            self._slots.release()
+            self._slots = None
 
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            self.started = True
-            self.status = int(message["status"])
-            self.release()
-            if self._may_add_length(message):
-                self._start = message  # sent with the first body part, which tells the length
-                return
-        elif kind == "http.response.body":
-            body = message.get("body", b"")
-            self.size += len(body)
-            if self._start is not None:
-                start, self._start = self._start, None
-                if not message.get("more_body", False):
-                    # A complete response: Content-Length rather than chunks, as the other
-                    # modes send it (and as an HTTP/1.0 client needs it to keep the connection).
-                    length = (b"content-length", str(len(body)).encode())
-                    start = {**start, "headers": [*start.get("headers", ()), length]}
-                await self._send(start)
-        await self._send(message)
 
-    def _may_add_length(self, start: Message) -> bool:
-        if self.method == "HEAD" or self.status in (204, 304) or self.status < 200:
-            return False
-        names = {name.lower() for name, _ in start.get("headers", ())}
-        return b"content-length" not in names and b"transfer-encoding" not in names
+async def refuse_body(exchange: Exchange, limit: int) -> None:
+    """The 413 of a body over --max-body-bytes; the connection closes after it."""
+    body = (
+        f"413 Content Too Large: request body over the limit of {limit} bytes (--max-body-bytes)\n"
+    ).encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await exchange.send({"type": "http.response.start", "status": 413, "headers": headers})
+    await exchange.send({"type": "http.response.body", "body": body})
 
-    async def refuse_body(self, limit: int) -> None:
-        body = (
-            f"413 Content Too Large: request body over the limit of {limit} bytes "
-            "(--max-body-bytes)\n"
-        ).encode()
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await self.send({"type": "http.response.body", "body": body})
+
+def _drop_fragment(scope: Scope) -> None:
+    # A fragment is never part of the request (RFC 9112 section 3.2), but h11 keeps one.
+    for key in ("query_string", "raw_path"):
+        value = scope.get(key)
+        if value and b"#" in value:
+            scope[key] = value.partition(b"#")[0]
+            if key == "raw_path":
+                scope["path"] = unquote(scope[key].decode("ascii"))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -13,19 +13,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from cserver.server.asgi_heads import HeadGate
 from cserver.server.canned import canned_response, connection_limit_response
-from cserver.server.handler import log_request
+from cserver.server.context import ServerContext
+from cserver.server.handler import error_response, log_error, log_request
+from cserver.server.http import HttpError
 from cserver.server.limits import LINGER_TIMEOUT
 
 logger = logging.getLogger("cserver")
 _TIMEOUT_BODY = b"408 Request Timeout: request head too slow\n"
+_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 # Refusals are logged at most this often (seconds), with the count since the last line.
 _REFUSAL_LOG_INTERVAL = 5.0
 
@@ -33,7 +39,8 @@ _REFUSAL_LOG_INTERVAL = 5.0
 class CserverH11Protocol(H11Protocol):
     """H11Protocol plus a head timer; the config it reads is uvicorn's own."""
 
-    # protocol_class() makes a subclass with the server's own values.
+    # protocol_class() makes a subclass for one server.
+    ctx: ServerContext
     header_timeout: float = 10.0
     connection_limit: int = 1000
     _refused = 0
@@ -43,9 +50,40 @@ class CserverH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusing = False
+        self._gate = HeadGate()
+        self._parse_error: h11.RemoteProtocolError | None = None
+        # Keep h11's verdict on a bad request: uvicorn answers every one with a bare 400.
+        self.conn.next_event = self._next_event  # type: ignore[method-assign]
+
+    def _next_event(self) -> Any:
+        try:
+            return h11.Connection.next_event(self.conn)
+        except h11.RemoteProtocolError as exc:
+            self._parse_error = exc
+            raise
+
+    def send_400_response(self, msg: str) -> None:
+        """A refused request: h11's status (431 for a head too large), in the other modes'
+        canned form, logged as they log it."""
+        self._stop_head_timer()
+        exc = self._parse_error
+        status = exc.error_status_hint if exc is not None else 400
+        reason = _REASONS.get(status, "Bad Request")
+        detail = str(exc) if exc is not None else msg
+        body = f"{status} {reason}: {detail}\n".encode("latin-1", "replace")
+        self.transport.write(canned_response(f"{status} {reason}", body))
+        self.transport.close()
+        log_request("-", status, len(body), None, detail=detail)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and one
+        # accepted from cserver's listener (socket(AF_INET, SOCK_STREAM)) says 0: without
+        # this, Nagle's algorithm and delayed ACKs stall responses 40 ms at a time.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.connections) > self.connection_limit:
             self._refuse()
             return
@@ -57,8 +95,30 @@ class CserverH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refusing:
             return  # the refused client's request: read and dropped until it closes
+        # The gate judges a head that starts here; one h11 already holds part of (pipelined
+        # behind a response) is h11's alone.
+        if self.conn.their_state is h11.IDLE and (
+            self._gate.receiving or not self.conn.trailing_data[0]
+        ):
+            try:
+                self._gate.feed(data)
+            except HttpError as err:
+                self._refuse_head(err)
+                return
         super().data_received(data)
         self._watch_head()
+
+    def _refuse_head(self, err: HttpError) -> None:
+        """Answer a head the other modes would refuse, as they do, and close."""
+        self._stop_head_timer()
+        self._unset_keepalive_if_required()
+        self._refusing = True
+        data, size = error_response(err, None)
+        self.transport.write(data)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
+        log_error(err, self.ctx, "-", size)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -119,7 +179,11 @@ class CserverH11Protocol(H11Protocol):
             cls._refusal_logged_at = now
 
 
-def protocol_class(header_timeout: float, connection_limit: int) -> type[CserverH11Protocol]:
+def protocol_class(ctx: ServerContext) -> type[CserverH11Protocol]:
     """The protocol class for one server: uvicorn builds protocols from a class alone."""
-    values = {"header_timeout": header_timeout, "connection_limit": connection_limit}
+    values = {
+        "ctx": ctx,
+        "header_timeout": ctx.limits.header_timeout,
+        "connection_limit": ctx.limits.connection_limit,
+    }
     return type("CserverH11Protocol", (CserverH11Protocol,), values)

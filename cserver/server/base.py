@@ -20,7 +20,7 @@ from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
 from cserver.server.shared_limit import ConnectionBudget
 
-__all__ = ["BaseServer", "Lifecycle", "Limits", "create_listener", "wait_readable"]
+__all__ = ["BaseServer", "Lifecycle", "Limits", "ServerCore", "create_listener", "wait_readable"]
 
 logger = logging.getLogger("cserver")
 
@@ -97,11 +97,11 @@ def arrives_before_shutdown(conn: ClientConnection) -> bool:
     return bool(poller.poll(ARRIVAL_GRACE * 1000))
 
 
-class BaseServer:
-    """Accept loop, connection limit and shutdown; subclasses decide what happens to a
-    connection once accepted."""
+class ServerCore:
+    """What runcserver's _serve() and the banner use of a server, in every mode (asgi too):
+    the socket, the context (its delay), the limits and the lifecycle hooks."""
 
-    mode = "base"
+    mode = "core"
     multithread = True
     multiprocess = False
 
@@ -117,6 +117,26 @@ class BaseServer:
         self.limits = limits
         ctx.limits = limits
         self.lifecycle = lifecycle or Lifecycle()
+
+    @property
+    def server_address(self) -> tuple:
+        return self.listener.getsockname()
+
+
+class BaseServer(ServerCore):
+    """Accept loop, connection limit and shutdown; subclasses decide what happens to a
+    connection once accepted."""
+
+    mode = "base"
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        ctx: ServerContext,
+        limits: Limits,
+        lifecycle: Lifecycle | None = None,
+    ) -> None:
+        super().__init__(listener, ctx, limits, lifecycle)
         self.listener.setblocking(False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -144,10 +164,6 @@ class BaseServer:
     def share_connection_limit(self, budget: ConnectionBudget) -> None:
         """Count against a limit shared with other worker processes (before serving)."""
         self.budget = budget
-
-    @property
-    def server_address(self) -> tuple:
-        return self.listener.getsockname()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):

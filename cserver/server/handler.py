@@ -15,7 +15,7 @@ from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_lar
 from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
 from cserver.server.response import Response, run_app, server_logger
 
-__all__ = ["handle_request", "log_request", "send_error"]
+__all__ = ["error_response", "handle_request", "log_error", "log_request", "send_error"]
 
 logger = logging.getLogger("cserver")
 
@@ -163,13 +163,23 @@ def send_error(
     ``wait`` bounds how long a client that does not read may hold the sender; the
     selector thread passes 0 (one non-blocking attempt).
     """
-    body = f"{err.status} {err.reason}: {err.detail}\n".encode("latin-1", "replace")
-    data = canned_response(f"{err.status} {err.reason}", body, date=ctx.http_date())
+    data, size = error_response(err, ctx.http_date())
     conn.linger = True
     try:
         conn.send_all(data, min(ctx.limits.io_timeout, wait))
     except ClientGone:
         conn.linger = False
+    log_error(err, ctx, request_line, size)
+
+
+def error_response(err: HttpError, date: str | None = None) -> tuple[bytes, int]:
+    """(the complete response to a refused request, the size of its body)."""
+    body = f"{err.status} {err.reason}: {err.detail}\n".encode("latin-1", "replace")
+    return canned_response(f"{err.status} {err.reason}", body, date=date), len(body)
+
+
+def log_error(err: HttpError, ctx: ServerContext, request_line: str, size: int) -> None:
+    """The log line of a refused request; a TLS handshake gets runserver's hint instead."""
     if err.detail == TLS_DETAIL:
         server_logger.error(
             "You're accessing the development server over HTTPS, but it only supports HTTP. "
@@ -178,7 +188,7 @@ def send_error(
             ctx.server_port,
         )
         return
-    log_request(request_line or "-", err.status, len(body), None, detail=err.detail)
+    log_request(request_line or "-", err.status, size, None, detail=err.detail)
 
 
 def log_request(

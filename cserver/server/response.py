@@ -41,7 +41,7 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9] [^\r\n\x00]*")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_INTERNAL_ERROR = b"A server error occurred.  Please contact the administrator."
+INTERNAL_ERROR_BODY = b"A server error occurred.  Please contact the administrator."
 
 
 class Response:
@@ -97,22 +97,9 @@ class Response:
             raise AssertionError("start_response() called twice without exc_info")
         if not isinstance(status, str) or not _STATUS_RE.fullmatch(status):
             raise ValueError(f"invalid status line from the application: {status!r}")
-        kept = []
-        length = None
-        for name, value in headers:
-            if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
-                # A CR or LF here would let a header value write headers of its own.
-                raise ValueError(f"invalid response header from the application: {name!r}")
-            lowered = name.lower()
-            if lowered in _HOP_BY_HOP:
-                if lowered == "connection" and "close" in value.lower():
-                    self.keep_alive = False
-                continue
-            if lowered == "content-length":
-                if not value.isdigit() or (length is not None and int(value) != length):
-                    raise ValueError(f"invalid Content-Length from the application: {value!r}")
-                length = int(value)
-            kept.append((name, value))
+        kept, length, close = checked_headers(headers)
+        if close:
+            self.keep_alive = False
         self.status = status
         self.code = int(status[:3])
         self.headers = kept
@@ -223,11 +210,7 @@ class Response:
         length = self.length
         if length is None or self.size + len(data) <= length:
             return data
-        server_logger.error(
-            "Response to %s is longer than its Content-Length (%d): cut there, connection closed",
-            self.request_line,
-            length,
-        )
+        length_error(self.request_line, length)
         self.keep_alive = False
         return data[: length - self.size]
 
@@ -236,14 +219,52 @@ class Response:
         if self.chunked:
             self.send(b"0\r\n\r\n")
         elif self.length is not None and self.size < self.length and not self.no_body:
-            server_logger.error(
-                "Response to %s is shorter than its Content-Length (%d < %d): connection closed",
-                self.request_line,
-                self.size,
-                self.length,
-            )
+            length_error(self.request_line, self.length, self.size)
             return False
         return self.keep_alive
+
+
+def checked_headers(headers: Iterable[tuple[str, str]]) -> tuple[list, int | None, bool]:
+    """An application's response headers without the connection-level ones: (kept,
+    declared Content-Length or None, whether the application asked to close).
+
+    ValueError for a header the server must not send (an ASGI application's too).
+    """
+    kept = []
+    length = None
+    close = False
+    for name, value in headers:
+        if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
+            # A CR or LF here would let a header value write headers of its own.
+            raise ValueError(f"invalid response header from the application: {name!r}")
+        lowered = name.lower()
+        if lowered in _HOP_BY_HOP:
+            if lowered == "connection" and "close" in value.lower():
+                close = True
+            continue
+        if lowered == "content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise ValueError(f"invalid Content-Length from the application: {value!r}")
+            length = int(value)
+        kept.append((name, value))
+    return kept, length, close
+
+
+def length_error(request_line: str, length: int, size: int | None = None) -> None:
+    """Log a response whose body did not match its Content-Length (its connection closes)."""
+    if size is None:
+        server_logger.error(
+            "Response to %s is longer than its Content-Length (%d): cut there, connection closed",
+            request_line,
+            length,
+        )
+    else:
+        server_logger.error(
+            "Response to %s is shorter than its Content-Length (%d < %d): connection closed",
+            request_line,
+            size,
+            length,
+        )
 
 
 def run_app(ctx: ServerContext, environ: dict, response: Response) -> bool:
@@ -342,8 +363,8 @@ def _send_internal_error(response: Response) -> bool:
     response.status = "500 Internal Server Error"
     response.code = 500
     response.sent = True
-    response.size = len(_INTERNAL_ERROR)
-    data = canned_response(response.status, _INTERNAL_ERROR, date=response.ctx.http_date())
+    response.size = len(INTERNAL_ERROR_BODY)
+    data = canned_response(response.status, INTERNAL_ERROR_BODY, date=response.ctx.http_date())
     if response.method == "HEAD":
         data = data[: data.index(b"\r\n\r\n") + 4]
     response.send(data)

@@ -16,6 +16,7 @@ from tests.hostile.conftest import HEADER_TIMEOUT, MAX_BODY, assert_still_servin
 from tests.hostile.wire import exchange, first_status, read_until_closed, statuses
 
 ALL_MODES = ("pool", "thread", "fork")
+EVERY_MODE = (*ALL_MODES, "asgi")
 POOL = ("pool",)
 
 # A real TLS 1.2/1.3 ClientHello prefix: record type 0x16, version 3.1, then a handshake.
@@ -29,10 +30,15 @@ class Case:
     expect: frozenset[int]  # acceptable first final status; empty = connection closed, no reply
     modes: tuple[str, ...] = POOL
     half_close: bool = False
+    # asgi mode's answer where it differs: its bodies and targets are parsed by h11.
+    asgi: frozenset[int] | None = None
+
+    def expected(self, mode: str) -> frozenset[int]:
+        return self.asgi if mode == "asgi" and self.asgi is not None else self.expect
 
 
-def case(name: str, data: bytes, *codes: int, modes=POOL, half_close=False) -> Case:
-    return Case(name, data, frozenset(codes), modes, half_close)
+def case(name: str, data: bytes, *codes: int, modes=POOL, half_close=False, asgi=None) -> Case:
+    return Case(name, data, frozenset(codes), modes, half_close, asgi and frozenset(asgi))
 
 
 def head(lines: list[bytes], body: bytes = b"") -> bytes:
@@ -160,6 +166,9 @@ CORPUS = [
         head([CHUNKED_POST, HOST, b"Transfer-Encoding: chunked"], b"5\r\nhello\r\n0 \r\n\r\n"),
         400,
         modes=ALL_MODES,
+        # Chunk framing is h11's in asgi mode, and h11 allows whitespace after the size
+        # (the "BWS" before an extension); no reading differs on where the body ends.
+        asgi=(200,),
     ),
     case(
         "chunk size with a space before it",
@@ -172,6 +181,8 @@ CORPUS = [
         head([CHUNKED_POST, HOST, b"Transfer-Encoding: chunked"], b"5;a\rb\r\nhello\r\n0\r\n\r\n"),
         400,
         modes=ALL_MODES,
+        # h11 skips a chunk extension up to its CRLF without looking inside.
+        asgi=(200,),
     ),
     case(
         "transfer-encoding in an HTTP/1.0 request",
@@ -192,6 +203,9 @@ CORPUS = [
         head([b"GET /caf\xc3\xa9 HTTP/1.1", HOST, b"Connection: close"]),
         404,
         modes=ALL_MODES,
+        # h11 holds to RFC 9112's grammar, where a request target is ASCII; the WSGI modes
+        # take it as runserver does (decoded as latin-1, then not found).
+        asgi=(400,),
     ),
     case(
         "percent-encoded non-UTF-8 path",
@@ -227,7 +241,10 @@ CORPUS = [
 
 
 def _params() -> list:
-    return [pytest.param(mode, c, id=f"{mode}-{c.name}") for c in CORPUS for mode in c.modes]
+    # asgi mode parses with uvicorn's h11, not cserver's parser: every case runs against it.
+    return [
+        pytest.param(mode, c, id=f"{mode}-{c.name}") for c in CORPUS for mode in (*c.modes, "asgi")
+    ]
 
 
 @pytest.mark.parametrize(("mode", "item"), _params())
@@ -238,10 +255,12 @@ def test_malformed_request_is_refused_and_the_server_goes_on(
     started = time.monotonic()
     response = exchange(server.port, item.data, timeout=10, half_close=item.half_close)
     elapsed = time.monotonic() - started
-    if item.expect:
-        assert first_status(response) in item.expect, response[:300]
+    expect = item.expected(mode)
+    if expect:
+        assert first_status(response) in expect, response[:300]
         # The error is written and the connection closed: never a 5xx of our own making.
-        assert b"Connection: close" in response
+        # (Only asgi mode accepts some cases, answering them as any other request.)
+        assert first_status(response) < 400 or b"connection: close" in response.lower()
     else:
         assert response == b""
     # Refused at once: nothing in the corpus should wait for a timeout.
@@ -249,7 +268,7 @@ def test_malformed_request_is_refused_and_the_server_goes_on(
     assert_still_serving(server)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_tls_on_the_http_port_is_logged_with_a_hint(server_for, mode: str) -> None:
     server = server_for(mode)
     exchange(server.port, TLS_HELLO, timeout=5)
@@ -257,7 +276,7 @@ def test_tls_on_the_http_port_is_logged_with_a_hint(server_for, mode: str) -> No
     assert wait_until(lambda: "use http://" in server.output().lower(), 5)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_expect_100_continue(server_for, mode: str) -> None:
     server = server_for(mode)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -296,7 +315,7 @@ def test_expect_100_continue_over_the_limit_is_refused_before_the_body(server_fo
     assert_still_serving(server)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_body_at_the_limit_is_accepted(server_for, mode: str) -> None:
     server = server_for(mode)
     body = b"y" * MAX_BODY
@@ -339,7 +358,7 @@ def test_bare_lf_and_pipelined_requests(server_for) -> None:
     assert statuses(exchange(server.port, data, timeout=5)) == [200, 200, 200]
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_slow_head_gets_408_after_the_header_timeout(server_for, mode: str) -> None:
     server = server_for(mode)
     started = time.monotonic()
@@ -350,7 +369,7 @@ def test_slow_head_gets_408_after_the_header_timeout(server_for, mode: str) -> N
     assert_still_serving(server)
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_client_resets_mid_response(server_for, mode: str) -> None:
     server = server_for(mode)
     for _ in range(3):
@@ -364,7 +383,7 @@ def test_client_resets_mid_response(server_for, mode: str) -> None:
     assert "internal error" not in server.output()
 
 
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", EVERY_MODE)
 def test_no_internal_errors_after_the_corpus(server_for, mode: str) -> None:
     # Runs last in this module: whatever came before, the server's own catch-all never fired.
     server = server_for(mode)

@@ -108,7 +108,7 @@ def test_clients_that_never_send_their_body_hold_no_pool_worker() -> None:
         assert first_status(read_until_closed(socks[0], 3)) == 200
 
 
-@pytest.mark.parametrize("mode", ["pool", "thread", "fork"])
+@pytest.mark.parametrize("mode", ["pool", "thread", "fork", "asgi"])
 def test_connection_limit_gives_a_clean_503(mode: str) -> None:
     args = ["--mode", mode, "--connection-limit", "5", "--keepalive-timeout", "30"]
     with start_server(args, env=project_env()) as server:
@@ -156,6 +156,7 @@ BIND_ARGS = [
     pytest.param(["--noreload", "--mode", "pool"], id="pool"),
     pytest.param(["--noreload", "--mode", "fork"], id="fork"),
     pytest.param(["--mode", "fork"], id="fork-reloader"),
+    pytest.param(["--noreload", "--mode", "asgi"], id="asgi"),
 ]
 
 

@@ -9,6 +9,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpResponse
 
+from tests.project.views import cserver_key
+
 
 def db_hold(request):
     """Query the backend pid, then keep the connection checked out for ?ms= milliseconds."""
@@ -20,7 +22,7 @@ def db_hold(request):
         "backend": backend,
         "pid": os.getpid(),
         "thread": threading.current_thread().name,
-        "worker": request.META.get("cserver.worker"),
+        "worker": cserver_key(request, "worker"),
     }
     return HttpResponse(json.dumps(payload), content_type="application/json")
 

@@ -32,8 +32,8 @@ def inflight(request):
             "max_inflight": _state["max"],
             "pid": os.getpid(),
             "thread": threading.current_thread().name,
-            "worker": request.META.get("cserver.worker"),
-            "delay_ms": request.META.get("cserver.delay_ms"),
+            "worker": cserver_key(request, "worker"),
+            "delay_ms": cserver_key(request, "delay_ms"),
         }
     )
 
@@ -80,3 +80,8 @@ def counter(request):
 
 def stream(request):
     return StreamingHttpResponse(f"part {n}\n".encode() for n in range(3))
+
+
+def cserver_key(request, name):
+    """What cserver tells the application: in the WSGI environ, or in asgi mode the scope."""
+    return getattr(request, "scope", request.META).get(f"cserver.{name}")

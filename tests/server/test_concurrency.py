@@ -15,7 +15,7 @@ from testkit.serverproc import concurrent_gets, get, project_env, start_server, 
 SLOW_MS = 300
 
 
-@pytest.mark.parametrize("mode", ["thread", "pool", "fork"])
+@pytest.mark.parametrize("mode", ["thread", "pool", "fork", "asgi"])
 def test_eight_slow_requests_overlap(mode: str) -> None:
     with start_server(["--mode", mode, "--workers", "8"], env=project_env()) as server:
         elapsed, results = concurrent_gets(server.url(f"/inflight?ms={SLOW_MS}"), 8)
@@ -120,7 +120,7 @@ def test_fork_child_never_outlives_a_killed_server() -> None:
         server.stop()
 
 
-@pytest.mark.parametrize("mode", ["thread", "pool", "fork"])
+@pytest.mark.parametrize("mode", ["thread", "pool", "fork", "asgi"])
 def test_keep_alive_reuses_one_connection(mode: str) -> None:
     import http.client
 

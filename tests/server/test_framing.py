@@ -13,7 +13,7 @@ import pytest
 
 from tests.hostile.wire import exchange, read_until_closed
 
-MODES = ("thread", "pool", "fork")
+MODES = ("thread", "pool", "fork", "asgi")
 
 
 @dataclass

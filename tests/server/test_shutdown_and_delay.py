@@ -13,7 +13,7 @@ import pytest
 from testkit.serverproc import get, project_env, start_server
 
 
-@pytest.mark.parametrize("mode", ["thread", "pool", "fork"])
+@pytest.mark.parametrize("mode", ["thread", "pool", "fork", "asgi"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_lets_in_flight_request_finish_then_exits_zero(mode: str, sig: int) -> None:
     with start_server(["--mode", mode, "--grace-period", "5"], env=project_env()) as server:

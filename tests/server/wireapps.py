@@ -15,10 +15,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from cserver.config import load_config
 from cserver.server import Limits, create_listener, server_class
+from cserver.server.asgi import ASGIServer
 from cserver.server.context import ServerContext
+from cserver.server.thread import ThreadServer
+from tests.server.wireapps_asgi import BIG_FILE
+from tests.server.wireapps_asgi import application as asgi_application
 
 App = Callable[[dict, Callable], Iterable[bytes]]
 ROUTES: dict[str, App] = {}
@@ -169,7 +174,9 @@ def main() -> None:
     parser.add_argument("--header-timeout", type=float, default=10.0)
     parser.add_argument("--keepalive-timeout", type=float, default=5.0)
     args = parser.parse_args()
-    cls = server_class(args.mode)
+    asgi = args.mode == "asgi"
+    # asgi mode serves the same routes as an ASGI application (wireapps_asgi.py).
+    cls = ThreadServer if asgi else server_class(args.mode)
     listener = create_listener("127.0.0.1", 0, False, 128)
     port = listener.getsockname()[1]
     flags = {
@@ -181,8 +188,8 @@ def main() -> None:
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     ctx = ServerContext(
-        app=application,
-        mode=cls.mode,
+        app=asgi_application if asgi else application,
+        mode=args.mode,
         server_name="127.0.0.1",
         server_port=port,
         limits=limits,
@@ -193,7 +200,8 @@ def main() -> None:
     with os.fdopen(fd, "wb") as out:
         out.write(bytes(range(256)) * (4_000_000 // 256))  # what /file serves
     _BIG_FILE.append(path)
-    server = cls(listener, ctx, limits)
+    BIG_FILE.append(path)
+    server: Any = ASGIServer(listener, ctx, limits) if asgi else cls(listener, ctx, limits)
     signal.signal(signal.SIGTERM, lambda *_: server.request_shutdown())
     # The line runserver prints, which the test kit waits for.
     print(f"Starting development server at http://127.0.0.1:{port}/", flush=True)
