@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import http.client
 import json
@@ -166,6 +167,34 @@ def test_connection_limit_counts_every_process(servers) -> None:
         assert wait_until(lambda: held.open()[0] == 200, 5, 0.2)
     finally:
         held.close()
+
+
+def test_keepalive_clients_connecting_at_once_are_spread_over_the_processes(servers) -> None:
+    """16 clients at once: each process takes 8, none sits idle beside a crowded one."""
+    server = shared(servers, "--keepalive-timeout", "60")
+    worker_pids(server)  # both serve: a process that has not started yet takes nothing
+    held = Held(server)
+    barrier = threading.Barrier(16)
+    pids: list[int | None] = []
+    lock = threading.Lock()
+
+    def connect() -> None:
+        barrier.wait(10)
+        _, pid = held.open()
+        with lock:
+            pids.append(pid)
+
+    threads = [threading.Thread(target=connect) for _ in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+    finally:
+        held.close()
+    counts = sorted(collections.Counter(pids).values())
+    # Without balancing, 2/14 and 3/13 were common; allow a little slack for a busy machine.
+    assert len(counts) == 2 and counts[0] >= 6, counts
 
 
 def test_dead_worker_is_replaced_and_logged(servers) -> None:
