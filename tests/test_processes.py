@@ -343,6 +343,18 @@ def test_kill_9_of_parent_without_reloader_leaves_no_worker() -> None:
         assert wait_until(lambda: not any(alive(pid) for pid in pids), 2.0)
 
 
+def test_nothreading_processes_with_a_replayable_delay() -> None:
+    """gunicorn's sync workers: one request at a time per process; the delay's seed is
+    picked once and each process draws from its own sequence."""
+    args = ["--processes", "2", "--nothreading", "--delay", "--delay-min", "1"]
+    with start_server([*args, "--delay-max", "3", "--seed", "7"], env=project_env()) as server:
+        banner = server.wait_for_output("processes=2")
+        assert "mode=thread (--nothreading: one request at a time)" in banner
+        assert "delay=1-3ms seed=7+process processes=2" in banner
+        answers = until_both(server, "/inflight?ms=1")
+        assert all(1 <= a["delay_ms"] <= 3 for a in answers)
+
+
 @pytest.mark.parametrize(
     ("args", "shown"),
     [
