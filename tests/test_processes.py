@@ -74,8 +74,10 @@ def until_both(server: ServerProcess, path: str, pids: int = 2, limit: int = 400
     raise AssertionError(f"only {len({a['pid'] for a in answers})} processes answered")
 
 
-def test_distinct_worker_processes_serve_and_say_so(servers) -> None:
-    server = shared(servers)
+@pytest.mark.parametrize("mode", ["pool", "thread"])
+def test_distinct_worker_processes_serve_and_say_so(servers, mode: str) -> None:
+    # The last --mode wins; pool is the shared server itself.
+    server = shared(servers, *(("--mode", mode) if mode != "pool" else ()))
     assert "processes=2" in server.wait_for_output("processes=2")
     pids = worker_pids(server)
     answers = until_both(server, "/counter?key=pids")
