@@ -132,8 +132,8 @@ class ServerConfig(BaseSettings):
         description="pool size; in fork mode the cap on live children; in asgi mode the "
         "requests computed at once (until their response starts) (1 to 1024)",
     )
-    # Declared after mode: the check below reads it. Like gunicorn's -w N
-    # next to --threads: N processes forked from the loaded project, each a full server.
+    # Like gunicorn's -w N next to --threads: N processes forked from the loaded project,
+    # each a full server of the chosen mode. Declared after mode: _processes_fit_mode reads it.
     processes: Annotated[int, Cli("--processes", metavar="N")] = Field(
         1,
         ge=1,

@@ -333,13 +333,7 @@ class Supervisor:
         )
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in generation.exited_children():
             if self.warm is not None and self.warm.exited(pid):
                 continue
             gone = self.generations.pop(pid, None)

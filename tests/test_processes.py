@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import http.client
 import json
@@ -73,8 +74,10 @@ def until_both(server: ServerProcess, path: str, pids: int = 2, limit: int = 400
     raise AssertionError(f"only {len({a['pid'] for a in answers})} processes answered")
 
 
-def test_distinct_worker_processes_serve_and_say_so(servers) -> None:
-    server = shared(servers)
+@pytest.mark.parametrize("mode", ["pool", "thread"])
+def test_distinct_worker_processes_serve_and_say_so(servers, mode: str) -> None:
+    # The last --mode wins; pool is the shared server itself.
+    server = shared(servers, *(("--mode", mode) if mode != "pool" else ()))
     assert "processes=2" in server.wait_for_output("processes=2")
     pids = worker_pids(server)
     answers = until_both(server, "/counter?key=pids")
@@ -166,6 +169,34 @@ def test_connection_limit_counts_every_process(servers) -> None:
         assert wait_until(lambda: held.open()[0] == 200, 5, 0.2)
     finally:
         held.close()
+
+
+def test_keepalive_clients_connecting_at_once_are_spread_over_the_processes(servers) -> None:
+    """16 clients at once: each process takes 8, none sits idle beside a crowded one."""
+    server = shared(servers, "--keepalive-timeout", "60")
+    worker_pids(server)  # both serve: a process that has not started yet takes nothing
+    held = Held(server)
+    barrier = threading.Barrier(16)
+    pids: list[int | None] = []
+    lock = threading.Lock()
+
+    def connect() -> None:
+        barrier.wait(10)
+        _, pid = held.open()
+        with lock:
+            pids.append(pid)
+
+    threads = [threading.Thread(target=connect) for _ in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+    finally:
+        held.close()
+    counts = sorted(collections.Counter(pids).values())
+    # Without balancing, 2/14 and 3/13 were common; allow a little slack for a busy machine.
+    assert len(counts) == 2 and counts[0] >= 6, counts
 
 
 def test_dead_worker_is_replaced_and_logged(servers) -> None:
@@ -312,6 +343,18 @@ def test_kill_9_of_parent_without_reloader_leaves_no_worker() -> None:
         server.proc.kill()
         server.proc.wait(5)
         assert wait_until(lambda: not any(alive(pid) for pid in pids), 2.0)
+
+
+def test_nothreading_processes_with_a_replayable_delay() -> None:
+    """gunicorn's sync workers: one request at a time per process; the delay's seed is
+    picked once and each process draws from its own sequence."""
+    args = ["--processes", "2", "--nothreading", "--delay", "--delay-min", "1"]
+    with start_server([*args, "--delay-max", "3", "--seed", "7"], env=project_env()) as server:
+        banner = server.wait_for_output("processes=2")
+        assert "mode=thread (--nothreading: one request at a time)" in banner
+        assert "delay=1-3ms seed=7+process processes=2" in banner
+        answers = until_both(server, "/inflight?ms=1")
+        assert all(1 <= a["delay_ms"] <= 3 for a in answers)
 
 
 @pytest.mark.parametrize(

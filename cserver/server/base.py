@@ -18,7 +18,7 @@ from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
-from cserver.server.shared_limit import ConnectionBudget
+from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
 __all__ = ["BaseServer", "Lifecycle", "Limits", "ServerCore", "create_listener", "wait_readable"]
 
@@ -181,7 +181,7 @@ class BaseServer(ServerCore):
         self.set_accepting(True)
         try:
             while not self._shutdown_requested:
-                self.select_once(self.tick_interval())
+                self.select_once(self._loop_timeout())
                 self._housekeeping()
         finally:
             self.ctx.stopping.set()
@@ -216,9 +216,17 @@ class BaseServer(ServerCore):
             self.selector.unregister(self.listener)
         self.accepting = on
 
+    def _loop_timeout(self) -> float:
+        tick = self.tick_interval()
+        if self._accept_paused_until:
+            return max(0.0, min(tick, self._accept_paused_until - time.monotonic()))
+        return tick
+
     def _accept_ready(self) -> None:
         # Accept a bounded batch so one busy listener cannot starve the rest of the loop.
         for _ in range(64):
+            if self.budget is not None and self._leave_to_peer(self.budget):
+                return
             if len(self._lingering) >= self._max_lingering and self._at_limit():
                 self._full = True
                 self.set_accepting(False)
@@ -240,6 +248,14 @@ class BaseServer(ServerCore):
                 self.refuse(conn)
             else:
                 self.handle_accepted(conn)
+
+    def _leave_to_peer(self, budget: ConnectionBudget) -> bool:
+        # Not with one request at a time (--nothreading): a busy process does not accept.
+        if not self.multithread or not budget.leave_to_peer(self.open_connections()):
+            return False
+        self.set_accepting(False)
+        self._accept_paused_until = time.monotonic() + DEFER_STEP
+        return True
 
     def _at_limit(self) -> bool:
         if self.budget is not None:

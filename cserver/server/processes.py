@@ -28,10 +28,9 @@ import selectors
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from cserver import generation
 from cserver.server.fork import die_with_parent
@@ -180,10 +179,10 @@ class ProcessGroup:
         worker.started = time.monotonic()
         worker.start_at = 0.0
 
-    def _run_worker(self, worker: Worker, changes_r: int) -> None:
+    def _run_worker(self, worker: Worker, changes_r: int) -> NoReturn:
         """In the child: build the server, serve until SIGTERM, exit; never return."""
-        code = 1
-        try:
+
+        def serve() -> None:
             die_with_parent(signal.SIGKILL)
             if os.getppid() != self._pid:  # the parent died before prctl() took effect
                 os._exit(1)
@@ -205,16 +204,8 @@ class ProcessGroup:
             number = f"{worker.index + 1}/{self.count}"
             print(f"cserver: worker process {number} started, pid {os.getpid()}", flush=True)
             server.serve_forever()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+
+        generation.run_then_exit(serve)
 
     def _leave_parent_state(self, worker: Worker) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -247,13 +238,7 @@ class ProcessGroup:
         return max(0.0, min(due) - time.monotonic())
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in generation.exited_children():
             worker = next((w for w in self.workers if w.pid == pid), None)
             if worker is None:
                 continue
