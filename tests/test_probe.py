@@ -304,10 +304,11 @@ def test_probe_reads_postgres_sessions(pg: Any, pg_db: str) -> None:
 # -- the benchmark script must keep working (no throughput assertions) --------------------
 
 
-def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+def _run_bench(script: str, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """``script --quick --out FILE args``: (its report on stdout, the JSON it wrote)."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--out", str(out), *args],
+        [sys.executable, script, "--quick", "--out", str(out), *args],
         capture_output=True,
         text=True,
         timeout=240,
@@ -316,8 +317,13 @@ def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Targets:" in proc.stdout
-    return json.loads(out.read_text())
+    return proc.stdout, json.loads(out.read_text())
+
+
+def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
+    stdout, results = _run_bench("bench/run.py", tmp_path, *args)
+    assert "Targets:" in stdout
+    return results
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
@@ -350,20 +356,10 @@ def test_bench_quick_db(pg: Any, tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_bench_asgi_connections_quick(pg: Any, tmp_path: Path) -> None:
-    out = tmp_path / "asgi.json"
-    argv = ["bench/asgi_connections.py", "--quick", "--only", "asgi", "--requests", "5"]
-    proc = subprocess.run(
-        [sys.executable, *argv, "--pg-url", pg.database_url("postgres"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-        env=server_env(),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| runcserver --mode asgi | async `/db/async` | 5 / 0 |" in proc.stdout
-    runs = json.loads(out.read_text())["runs"]["asgi"]
+    args = ["--only", "asgi", "--requests", "5", "--pg-url", pg.database_url("postgres")]
+    stdout, results = _run_bench("bench/asgi_connections.py", tmp_path, *args)
+    assert "| runcserver --mode asgi | async `/db/async` | 5 / 0 |" in stdout
+    runs = results["runs"]["asgi"]
     for view in ("sync", "async"):
         # Under ASGI no request reuses a session, whatever CONN_MAX_AGE says.
         assert [runs[view][age][0]["sessions_opened"] for age in ("0", "60", "None")] == [5] * 3
