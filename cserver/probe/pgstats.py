@@ -32,10 +32,12 @@ def _scrub(message: str, url: str) -> str:
 
 @dataclass(frozen=True)
 class DbSnapshot:
-    """Sessions opened so far (a counter) and client connections open now."""
+    """Sessions opened so far (a counter), client connections open now, and how many of
+    those opened since the monitor connected."""
 
     sessions: int | None
     open_connections: int | None
+    opened_since_start: int = 0
 
 
 class PgMonitor:
@@ -46,6 +48,7 @@ class PgMonitor:
         self.connect_timeout = connect_timeout
         self._conn: Any = None
         self._version = 0
+        self._started: Any = None  # the server's clock when the monitor connected
 
     def open(self) -> None:
         """Connect; raise PgStatsError with a password-free one-line reason on failure."""
@@ -58,6 +61,7 @@ class PgMonitor:
         except psycopg.Error as exc:
             raise PgStatsError(_scrub(str(exc), self.url)) from None
         self._version = self._conn.info.server_version
+        self._started = self._conn.execute("SELECT now()").fetchone()[0]
         # Our own session is one of the database's sessions too: flush its pending counters
         # now, so the baseline already contains it and the delta is the server's alone.
         self._flush()
@@ -77,11 +81,20 @@ class PgMonitor:
                 "       (SELECT count(*) FROM pg_stat_activity"
                 "         WHERE datname = current_database()"
                 "           AND backend_type = 'client backend'"
-                "           AND pid <> pg_backend_pid())"
+                "           AND pid <> pg_backend_pid()),"
+                # An idle backend may keep its session count unflushed for seconds
+                # (PostgreSQL 15+ flushes idle backends' statistics lazily): the sessions
+                # still open that started after the baseline are opened ones in any case.
+                "       (SELECT count(*) FROM pg_stat_activity"
+                "         WHERE datname = current_database()"
+                "           AND backend_type = 'client backend'"
+                "           AND backend_start >= %s"
+                "           AND pid <> pg_backend_pid())",
+                (self._started,),
             ).fetchone()
         except Exception as exc:
             raise PgStatsError(_scrub(str(exc), self.url)) from None
-        return DbSnapshot(row[0], row[1])
+        return DbSnapshot(row[0], row[1], row[2])
 
     def settled_snapshot(self, max_wait: float = 3.0, interval: float = 0.2) -> DbSnapshot:
         """Poll until the counters stop moving (backends flush statistics lazily), bounded."""

@@ -78,7 +78,8 @@ class _DbWatch:
             try:
                 after = self.monitor.settled_snapshot(max_wait=self.opts.stats_wait)
                 if after.sessions is not None and self.before.sessions is not None:
-                    opened = after.sessions - self.before.sessions
+                    # The counter may lag for sessions still open; those are counted directly.
+                    opened = max(after.sessions - self.before.sessions, after.opened_since_start)
                 left = after.open_connections
             except PgStatsError as exc:
                 self.note = f"PostgreSQL read failed: {exc}"

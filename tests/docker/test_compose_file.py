@@ -81,6 +81,7 @@ def test_every_server_variable_reaches_web(compose_cli: Path) -> None:
     values = {
         "CSERVER_MODE": "fork",
         "CSERVER_WORKERS": "3",
+        "CSERVER_PROCESSES": "2",
         "CSERVER_RELOAD": "false",
         "CSERVER_THREADING": "false",
         "CSERVER_DELAY": "true",

@@ -132,7 +132,9 @@ class Command(StaticfilesRunserverCommand):
         return project_asgi_application(self.config, options)
 
     def on_bind(self, server_port: int) -> None:
-        if self.config.mode != ASGI_MODE:
+        # Django's own tests call on_bind() on a bare Command, before any config exists.
+        resolved = getattr(self, "resolved", None)
+        if resolved is None or resolved.config.mode != ASGI_MODE:
             super().on_bind(server_port)
             return
         # runserver's banner, saying which interface serves (as Django 6 does for WSGI).
