@@ -15,7 +15,7 @@ from pathlib import Path
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
-from cserver.demo.params import BadParam, bad_request, int_param
+from cserver.demo.params import bad_params_answered, int_param
 
 MAX_DOWNLOAD_MB = 512
 MAX_STREAM_PARTS = 10_000_000
@@ -35,23 +35,19 @@ def _download_file(mb: int) -> Path:
 
 
 @require_safe
+@bad_params_answered
 def download(request: HttpRequest) -> HttpResponse:
     """``?mb=`` MiB (default 50) as a FileResponse attachment."""
-    try:
-        mb = int_param(request, "mb", 50, MAX_DOWNLOAD_MB)
-    except BadParam as exc:
-        return bad_request(exc)
+    mb = int_param(request, "mb", 50, MAX_DOWNLOAD_MB)
     path = _download_file(mb)
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
 
 @require_safe
+@bad_params_answered
 def stream(request: HttpRequest) -> HttpResponse:
     """``?parts=`` small parts (default 100,000), each yielded on its own."""
-    try:
-        parts = int_param(request, "parts", 100_000, MAX_STREAM_PARTS)
-    except BadParam as exc:
-        return bad_request(exc)
+    parts = int_param(request, "parts", 100_000, MAX_STREAM_PARTS)
 
     def lines() -> Iterator[bytes]:
         for n in range(parts):

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from cserver.demo.connstate import backend_id, conn_state, track_connections
 from cserver.demo.models import Counter
-from cserver.demo.params import BadParam, bad_request, int_param
+from cserver.demo.params import bad_params_answered, int_param
 
 RACY = "racy"
 SAFE = "safe"
@@ -60,12 +60,10 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@bad_params_answered
 def slow(request: HttpRequest) -> HttpResponse:
     """Sleep ?ms= milliseconds (default 300): shows whether requests overlap."""
-    try:
-        ms = int_param(request, "ms", 300, MAX_SLOW_MS)
-    except BadParam as exc:
-        return bad_request(exc)
+    ms = int_param(request, "ms", 300, MAX_SLOW_MS)
     started = time.time()
     time.sleep(ms / 1000)
     return JsonResponse(
@@ -118,12 +116,10 @@ def counter(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@bad_params_answered
 def counter_racy(request: HttpRequest) -> HttpResponse:
     """Read, wait ?sleep_ms= (default 20), write value+1: concurrent requests lose updates."""
-    try:
-        sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
-    except BadParam as exc:
-        return bad_request(exc)
+    sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
     row, _ = Counter.objects.get_or_create(name=RACY)
     seen = row.value
     time.sleep(sleep_ms / 1000)  # the window in which another request reads the same value
@@ -134,12 +130,10 @@ def counter_racy(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@bad_params_answered
 def counter_safe(request: HttpRequest) -> HttpResponse:
     """Same wait, then UPDATE value = value + 1 in the database: no update is lost."""
-    try:
-        sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
-    except BadParam as exc:
-        return bad_request(exc)
+    sleep_ms = int_param(request, "sleep_ms", DEFAULT_RACE_SLEEP_MS, MAX_RACE_SLEEP_MS)
     Counter.objects.get_or_create(name=SAFE)
     time.sleep(sleep_ms / 1000)
     Counter.objects.filter(name=SAFE).update(value=F("value") + 1)
