@@ -11,7 +11,7 @@ import pytest
 
 from cserver.booleans import FALSE_WORDS, TRUE_WORDS, parse_bool
 from cserver.config import ServerConfig, add_config_arguments, env_name, load_config
-from cserver.config_model import cli_of
+from cserver.config.model import NO_FLAG, cli_of
 from cserver.server.limits import Limits
 
 
@@ -32,6 +32,9 @@ def test_every_setting_has_a_flag_with_its_description_and_variable() -> None:
         cli = cli_of(info)
         assert info.description, name
         if cli.flag == "addrport":
+            continue
+        if cli.flag == NO_FLAG:  # a setting of the stack: runcserver must not offer it
+            assert not any(a.dest == name for a in parser._actions), name
             continue
         action = by_flag[cli.flag]
         assert action.dest == (cli.dest or name)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from cserver.config import FLAG_NAMES, ServerConfig, env_name
-from cserver.config_model import cli_of
+from cserver.config.model import NO_FLAG, cli_of
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -21,7 +21,7 @@ def _reference_rows() -> dict[str, list[str]]:
 
 
 def _shown(value: object) -> str:
-    if value is None:
+    if value is None or value == {}:
         return "-"
     if isinstance(value, bool):
         return str(value).lower()
@@ -34,13 +34,17 @@ def test_every_setting_is_documented_with_its_names_and_default() -> None:
     for name, field in ServerConfig.model_fields.items():
         _, env, flag, default, meaning = rows[name]
         assert env == f"`{env_name(name)}`"
-        assert flag == f"`{FLAG_NAMES[name]}`" == f"`{cli_of(field).flag}`"
+        if cli_of(field).flag == NO_FLAG:
+            assert flag == "-" and name not in FLAG_NAMES
+        else:
+            assert flag == f"`{FLAG_NAMES[name]}`" == f"`{cli_of(field).flag}`"
         # The model's description is the meaning; README may only add code formatting.
         assert meaning.replace("`", "") == field.description, name
         if name == "addr":
             assert default == "`127.0.0.1`"
             continue
-        assert default == f"`{_shown(field.default)}`", name
+        default_value = field.get_default(call_default_factory=True)
+        assert default == f"`{_shown(default_value)}`", name
 
 
 def test_readme_opens_with_the_demo_and_test_commands() -> None:

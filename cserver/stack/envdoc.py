@@ -7,7 +7,7 @@ from typing import Any
 from cserver.config import ServerConfig, env_name
 
 # Inside the container the server always binds 0.0.0.0:8000: these choose the published port.
-NOT_PASSED_TO_WEB = frozenset({"addr", "port", "ipv6"})
+NOT_PASSED_TO_WEB = frozenset({"addr", "port", "ipv6", "side_processes", "bootstrap"})
 
 # Where the stack deliberately defaults differently from the server outside a container.
 CONTAINER_DEFAULTS = {
@@ -55,7 +55,7 @@ def default_text(name: str) -> str:
     """A field's default as it is written in .env files ('' for None)."""
     # model_construct() applies defaults (and default factories) and reads no source.
     value: Any = getattr(ServerConfig.model_construct(), name)
-    if value is None:
+    if value is None or value == {}:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -19,8 +19,9 @@ from testkit.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
-# A tag of its own, so the suite never replaces the image a developer runs.
-TEST_IMAGE = "cserver-test"
+# A tag of its own, so the suite never replaces the image a developer runs; two checkouts
+# testing at once on one engine give each their own (CSERVER_TEST_IMAGE).
+TEST_IMAGE = os.environ.get("CSERVER_TEST_IMAGE", "cserver-test")
 # Variables the stack reads: a developer's or CI's values must not leak into the tests.
 _STACK_PREFIXES = ("CSERVER_", "POSTGRES_", "DJANGO_", "DATABASE_URL", "COMPOSE_")
 

@@ -21,7 +21,6 @@ from django.db import DatabaseError
 
 from cserver import generation, reloader
 from cserver.asgi_app import announce_asgi, require_uvicorn
-from cserver.command_defaults import with_command_defaults
 from cserver.compat import system_check_kwargs
 from cserver.config import (
     ConfigError,
@@ -32,6 +31,7 @@ from cserver.config import (
     flags_from_options,
     load_config,
 )
+from cserver.config.command_defaults import with_command_defaults
 from cserver.dbconn import close_all, django_lifecycle, first_line, forget_inherited_connections
 from cserver.reload_errors import error_file
 from cserver.server import (

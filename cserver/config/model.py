@@ -19,9 +19,14 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cserver.booleans import Bool
-from cserver.config_sources import ENV_PREFIX, ConfigError, Origin, gather
+from cserver.config.side import SideProcesses
+from cserver.config.sources import ENV_PREFIX, ConfigError, Origin, gather
 
 Mode = Literal["thread", "pool", "fork", "asgi"]
+
+
+# The flag of a setting that no command line takes (it belongs to the stack, not the server).
+NO_FLAG = "-"
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ _GATHERED: ContextVar[Mapping[str, Any] | None] = ContextVar("cserver_gathered",
 
 
 class _GatheredSource(PydanticBaseSettingsSource):
-    """The model's only source: every cserver source, merged by config_sources.gather()."""
+    """The model's only source: every cserver source, merged by sources.gather()."""
 
     def __init__(self, settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any]) -> None:
         super().__init__(settings_cls)
@@ -218,6 +223,20 @@ class ServerConfig(BaseSettings):
     diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
         Field(False, description="serve the diagnostics to non-loopback clients too")
     )
+    # The project around the server: `cserver init` writes these into the stack and
+    # `cserver dev` runs them locally. No runcserver flag: the server never reads them.
+    side_processes: Annotated[SideProcesses, Cli(NO_FLAG)] = Field(
+        default_factory=dict,
+        description="processes run next to the server (workers, schedulers, asset watchers), "
+        'as JSON: {"NAME": "COMMAND"} or {"NAME": {"command": ..., "reload": true, '
+        '"needs": ["db", "redis"], "image": "app" or "node"}}; they join the detected ones '
+        "and replace one of the same name",
+    )
+    bootstrap: Annotated[str | None, Cli(NO_FLAG)] = Field(
+        None,
+        description="command run once after migrate, e.g. python manage.py loaddata initial "
+        "(the stack runs it again only after its database volume is deleted)",
+    )
 
     @field_validator("processes")
     @classmethod
@@ -247,7 +266,7 @@ class ServerConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """One source that applies cserver's precedence (config_sources.gather)."""
+        """One source that applies cserver's precedence (sources.gather)."""
         init_kwargs = getattr(init_settings, "init_kwargs", {})
         return (_GatheredSource(settings_cls, init_kwargs),)
 

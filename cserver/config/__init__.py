@@ -2,12 +2,13 @@
 
 Precedence, highest first: command-line flags, process environment, the .env file
 ($CSERVER_ENV_FILE or ./.env), Django settings (``CSERVER`` dict, then legacy names), defaults;
-config_sources.gather() is where it is applied, for load_config() and ServerConfig() alike.
-The settings themselves are declared once, in config_model.ServerConfig.
+sources.gather() is where it is applied, for load_config() and ServerConfig() alike.
+The settings themselves are declared once, in model.ServerConfig.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import Secret, SecretBytes, SecretStr, ValidationError
 
-from cserver.config_cli import (
+from cserver.config.cli import (
     FLAG_NAMES,
     Flag,
     add_config_arguments,
@@ -24,14 +25,15 @@ from cserver.config_cli import (
     flags_from_options,
     found_in_flags,
 )
-from cserver.config_model import (
+from cserver.config.model import (
     Mode,
     ServerConfig,
     delay_range_problem,
     processes_problem,
     validate_gathered,
 )
-from cserver.config_sources import ConfigError, Default, Gathered, Origin, env_name, gather
+from cserver.config.side import SHAPE as SIDE_SHAPE
+from cserver.config.sources import ConfigError, Default, Gathered, Origin, env_name, gather
 
 __all__ = [
     "FLAG_NAMES",
@@ -65,6 +67,10 @@ def expected(name: str) -> str:
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     if annotation is bool:
         return "true or false (1/0, yes/no and on/off also work)"
+    if get_origin(annotation) is dict:
+        return SIDE_SHAPE
+    if name == "bootstrap":
+        return "a command line"
     if annotation is str:
         return "a host name or IP address (IPv6 without brackets)"
     if _is_secret_type(annotation):
@@ -86,6 +92,10 @@ def _is_secret_type(annotation: Any) -> bool:
 def _display(value: Any) -> str:
     if _is_secret(value):
         return _MASK
+    if isinstance(value, dict):  # side processes: name -> declaration, as JSON
+        if not value:
+            return "-"
+        return json.dumps({k: v.model_dump(exclude_defaults=True) for k, v in value.items()})
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -129,6 +139,14 @@ class ResolvedConfig:
         return result
 
 
+def _side_problem(error: Any, shown: str) -> str:
+    """A bad side-process declaration: which process, which key, what is accepted."""
+    if error["type"].startswith("side_"):  # the whole value: not JSON, not a table, a bad name
+        return f"{shown} is not valid: {error['msg']}"
+    where = ".".join(str(part) for part in error["loc"][1:])
+    return f"{shown} is not valid: side process {where}: {error['msg']}; expected {SIDE_SHAPE}"
+
+
 def _problems(exc: ValidationError, gathered: Gathered) -> list[str]:
     """One line per bad value, naming it as the user wrote it; the delay range comes last."""
     values, origins = gathered.values, gathered.origins
@@ -151,6 +169,9 @@ def _problems(exc: ValidationError, gathered: Gathered) -> list[str]:
                 for field in ("processes", "mode")
             ]
             lines.append(processes_problem(*both))
+        elif name == "side_processes" and name in origins and name not in seen:
+            seen.add(name)
+            lines.append(_side_problem(error, origins[name].show(values[name])))
         elif name in origins and name not in seen:
             seen.add(name)
             shown = origins[name].show(values[name])

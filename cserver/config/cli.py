@@ -6,10 +6,14 @@ import argparse
 from collections.abc import Mapping
 from typing import Any, NamedTuple, NoReturn, Protocol
 
-from cserver.config_model import Cli, ServerConfig, cli_of
-from cserver.config_sources import ConfigError, Found, Origin, env_name
+from cserver.config.model import NO_FLAG, Cli, ServerConfig, cli_of
+from cserver.config.sources import ConfigError, Found, Origin, env_name
 
-_CLI: dict[str, Cli] = {name: cli_of(info) for name, info in ServerConfig.model_fields.items()}
+_CLI: dict[str, Cli] = {
+    name: cli
+    for name, info in ServerConfig.model_fields.items()
+    if (cli := cli_of(info)).flag != NO_FLAG
+}
 _ADDRPORT = "addrport"
 
 # field -> the flag as the user types it (the error messages and sources use these).
