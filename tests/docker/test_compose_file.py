@@ -101,7 +101,10 @@ def test_every_server_variable_reaches_web(compose_cli: Path) -> None:
     }
     fields = {f"CSERVER_{name.upper()}" for name in ServerConfig.model_fields}
     passed = fields - {f"CSERVER_{name.upper()}" for name in NOT_PASSED_TO_WEB}
-    assert passed | {"CSERVER_ADDR", "CSERVER_PORT", "CSERVER_IPV6"} == fields
+    # The address becomes the published port; side processes and the bootstrap command
+    # become services of their own, not variables of the web process.
+    stack_level = {"CSERVER_SIDE_PROCESSES", "CSERVER_BOOTSTRAP"}
+    assert passed | {"CSERVER_ADDR", "CSERVER_PORT", "CSERVER_IPV6"} | stack_level == fields
     assert passed <= set(values), "this test must set every variable web receives"
     web = config(compose_cli, values)["services"]["web"]
     assert {name: web["environment"][name] for name in passed} == {n: values[n] for n in passed}
