@@ -18,7 +18,7 @@ PROG = "cserver"
 # Commands about the compose stack: they read a project's files, not its settings.
 STACK_COMMANDS = frozenset({"init", "doctor"})
 
-ALIASES = {"config": "cserver_config", "probe": "cserver_probe"}
+ALIASES = {"config": "cserver_config", "probe": "cserver_probe", "bootstrap": "cserver_bootstrap"}
 
 # Server commands skip the up-front django.setup(): Django's autoreloader must be the one
 # to import the project, so that a broken app module waits for a fix instead of crashing.
@@ -36,6 +36,7 @@ Commands:
   runcserver [addrport]    the concurrent development server, a drop-in for runserver
   config [args]            show cserver's resolved configuration and where each value comes from
   probe [args]             probe a running server's concurrency and database connection reuse
+  bootstrap [--again]      run CSERVER_BOOTSTRAP once per database (the stack runs it after migrate)
   init [PATH]              write the compose dev environment (PostgreSQL) into a Django project
   doctor [PATH]            check Docker, Compose, the port, .env and the settings before `up`
   <manage.py command>      any Django management command: migrate, runserver, shell, check, ...

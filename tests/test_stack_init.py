@@ -16,6 +16,7 @@ import pytest
 from cserver.stack.detect import DetectError, Overrides, detect
 from cserver.stack.render import render
 from cserver.stack.wheel import build_wheel
+from cserver.stack.write_plan import merged_ignore_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_LINE = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -52,9 +53,20 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_demo_stack_is_what_init_writes_for_the_checkout() -> None:
     """One source of truth: the committed demo stack is init's output for cserver's checkout."""
     files = render(detect(ROOT))
-    assert set(files) == {"compose.yaml", "docker/Dockerfile", ".dockerignore", ".env.example"}
+    assert set(files) == {
+        "compose.yaml",
+        "docker/Dockerfile",
+        ".dockerignore",
+        ".gitignore",
+        ".env.example",
+    }
     for name, data in files.items():
-        assert (ROOT / name).read_bytes() == data, (
+        current = (ROOT / name).read_bytes()
+        if name == ".gitignore":
+            # The checkout's own .gitignore: init would only add what it lacks.
+            assert merged_ignore_file(current, data) == current, f"{name} lacks init's lines"
+            continue
+        assert current == data, (
             f"{name} differs from what `cserver init` writes: run `python -m cserver init "
             "--force` in the checkout and commit the result"
         )
@@ -79,13 +91,20 @@ def test_init_writes_the_stack_and_says_what_it_found(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     written = set(snapshot(root)) - set(before)
     wheel = f"docker/cserver-{__import__('cserver').__version__}-py3-none-any.whl"
-    assert written == {"compose.yaml", "docker/Dockerfile", ".dockerignore", ".env.example", wheel}
+    assert written == {
+        "compose.yaml",
+        "docker/Dockerfile",
+        ".dockerignore",
+        ".gitignore",
+        ".env.example",
+        wheel,
+    }
     assert {k: v for k, v in snapshot(root).items() if k in before} == before
     for expected in (
         "mysite.settings",
         "requirements.txt",
         "psycopg[binary]",
-        "CSERVER_DATABASE_URL",
+        "cserver.project_settings",
     ):
         assert expected in proc.stdout
     assert "docker compose up" in proc.stdout.splitlines()[-1]
@@ -115,24 +134,36 @@ def test_second_run_changes_nothing(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert snapshot(root) == after_first
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
-    assert second.stdout.count("unchanged") == 5
+    assert second.stdout.count("unchanged") == 6
 
 
-def test_existing_files_are_kept_without_force(tmp_path: Path) -> None:
+def test_existing_files_are_merged_or_kept_and_never_lost(tmp_path: Path) -> None:
     root = startproject(tmp_path / "p")
     (root / "compose.yaml").write_text("services: {}\n")
     (root / ".dockerignore").write_text("mine\n")
     before = snapshot(root)
+    dry = cserver("init", "--dry-run", cwd=root)
+    assert dry.returncode == 0, dry.stderr  # a dry run always shows the whole plan
+    assert "would merge  .dockerignore (+ .git, .env" in dry.stdout
+    assert "differs      compose.yaml" in dry.stdout
+    assert "      -services: {}" in dry.stdout  # the diff, from theirs to init's
+    assert "would write  docker/Dockerfile" in dry.stdout
+    assert snapshot(root) == before
     proc = cserver("init", cwd=root)
     assert proc.returncode == 1
-    errors = proc.stderr.strip().splitlines()
-    assert len(errors) == 2 and all(line.startswith("cserver init: error: ") for line in errors)
-    assert "compose.yaml exists" in proc.stderr and ".dockerignore exists" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    [error] = proc.stderr.strip().splitlines()
+    assert error.startswith("cserver init: error: compose.yaml exist(s) and differ(s)")
+    assert "--force replaces, keeping NAME.orig" in error and "Traceback" not in proc.stderr
     assert snapshot(root) == before, "a conflict must leave every file as it was"
     forced = cserver("init", "--force", cwd=root)
     assert forced.returncode == 0, forced.stderr
+    assert "replaced     compose.yaml (yours kept as compose.yaml.orig)" in forced.stdout
     assert (root / "compose.yaml").read_text().startswith("# Development stack")
+    assert (root / "compose.yaml.orig").read_text() == "services: {}\n"
+    ignored = (root / ".dockerignore").read_text().splitlines()
+    assert ignored[0] == "mine" and ".env" in ignored and "# Added by cserver init" in ignored
+    again = cserver("init", cwd=root)
+    assert again.returncode == 0 and "unchanged    .dockerignore" in again.stdout
 
 
 def test_detection_of_a_configured_project(tmp_path: Path) -> None:

@@ -12,60 +12,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+
+from cserver.stack.deps import (
+    DEFAULT_DRIVER,
+    Deps,
+    DetectError,
+    find_deps,
+    read_toml,
+)
+from cserver.stack.settings_scan import (
+    EnvRead,
+    SettingsFile,
+    environment_reads,
+    last_assignment,
+    module_file,
+    settings_in_use,
+)
 
 # Python lines cserver supports; requires-python picks the newest of them it allows.
 SUPPORTED_PYTHON_LINES = ("3.10", "3.11", "3.12", "3.13")
 OLDEST_PYTHON = (3, 10)
-POSTGRES_DRIVERS = frozenset(
-    {"psycopg", "psycopg-binary", "psycopg-c", "psycopg2", "psycopg2-binary"}
-)
-# Added to the image when the project names no PostgreSQL driver.
-DEFAULT_DRIVER = "psycopg[binary]"
-# Preferred first: a development requirements file usually includes the base one.
-REQUIREMENTS_FILES = (
-    "requirements-dev.txt",
-    "requirements/dev.txt",
-    "requirements/local.txt",
-    "requirements/development.txt",
-    "requirements.txt",
-    "requirements/base.txt",
-)
 # Signs that the settings take their database from DATABASE_URL.
 _READS_DATABASE_URL = re.compile(r"DATABASE_URL|dj_database_url\.(config|parse)\(|\benv\.db\(")
 _SETTINGS_IN_MANAGE = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
-_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)[\s=]+(\S+)")
 _FROM_PYTHON = re.compile(r"^FROM\s+(?:--\S+\s+)*python:(\d+\.\d+)", re.M | re.I)
 _RELATIVE_DIR = re.compile(r"^[\w.-]+(/[\w.-]+)*$")
+# Fixture files `loaddata NAME` finds: APP/fixtures/NAME.json (also .yaml, .xml, compressed).
+_FIXTURE = re.compile(r"^(?P<name>[\w-]+)\.(json|jsonl|yaml|yml|xml)(\.(gz|bz2|xz|lzma|zip))?$")
+_NOT_PROJECT_DIRS = frozenset({".git", ".venv", "venv", "node_modules", ".tox", ".nox", "docker"})
 
-DepsKind = Literal["requirements", "pyproject", "uv", "cserver"]
 Database = Literal["url", "cserver"]
-
-
-class DetectError(Exception):
-    """The project cannot be set up as found; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class Deps:
-    """How the image installs the project's dependencies."""
-
-    kind: DepsKind
-    files: tuple[str, ...]  # relative to the project root; the first is the one named
-    has_driver: bool
-
-    @property
-    def label(self) -> str:
-        """e.g. 'requirements.txt', 'uv.lock (uv export)'."""
-        names = {"uv": "uv.lock (uv export)", "pyproject": "pyproject.toml [project].dependencies"}
-        return names.get(self.kind, self.files[0] if self.files else "pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -78,6 +55,8 @@ class Overrides:
     database: Database | None = None
     media_dir: str | None = None
     static_root: str | None = None
+    bootstrap: str | None = None
+    dev_deps: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -93,24 +72,37 @@ class Project:
     python_line: str
     database: Database
     staticfiles: bool
-    media_dir: str | None
+    media_dir: str | None  # relative to the project root, or absolute (/srv/media)
     static_root: str | None
     sources: dict[str, str] = field(default_factory=dict)
+    env_reads: tuple[EnvRead, ...] = ()
+    bootstrap: str | None = None
+    dev_deps: bool = False
+
+    @property
+    def media_mount(self) -> str | None:
+        """Where the media volume is mounted in the container."""
+        if not self.media_dir:
+            return None
+        return self.media_dir if self.media_dir.startswith("/") else f"/app/{self.media_dir}"
 
     def report(self) -> list[str]:
         """One line per detected value, as `init` prints it."""
         driver = "" if self.deps.has_driver else f", plus {DEFAULT_DRIVER} (no PostgreSQL driver)"
         database = {
             "url": "DATABASE_URL, set by compose to the stack's PostgreSQL",
-            "cserver": "CSERVER_DATABASE_URL: cserver replaces DATABASES['default'] in the "
-            "commands it runs (the settings file is not changed)",
+            "cserver": "the stack's PostgreSQL, applied by cserver.project_settings",
         }[self.database]
+        if not self.demo:
+            # Every process of the image imports the settings through cserver's shim.
+            database += " in every process (manage.py, workers, exec)"
         static = (
             "served by runcserver (django.contrib.staticfiles)"
             if self.staticfiles
             else ("not served (django.contrib.staticfiles is not installed)")
         )
-        media = f"{self.media_dir}/ on the volume 'media'" if self.media_dir else "none"
+        media = f"{self.media_mount} on the volume 'media'" if self.media_dir else "none"
+        bootstrap = self.bootstrap or "none (CSERVER_BOOTSTRAP sets one)"
         rows = [
             ("settings", self.settings_module, "settings"),
             ("dependencies", self.deps.label + driver, "deps"),
@@ -118,15 +110,13 @@ class Project:
             ("database", database, "database"),
             ("static files", static, "static"),
             ("media files", media, "media"),
+            ("bootstrap", bootstrap, "bootstrap"),
         ]
-        return [f"{name:<13} {value}   [{self.sources.get(key, '')}]" for name, value, key in rows]
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DetectError(f"cannot read {path}: {exc}") from None
+        lines = [f"{name:<13} {value}   [{self.sources.get(key, '')}]" for name, value, key in rows]
+        for read in self.env_reads:
+            need = "needed" if read.required else "optional"
+            lines.append(f"{'environment':<13} {read.name} ({need})   [{read.where}]")
+        return lines
 
 
 def _slug(text: str) -> str:
@@ -157,92 +147,15 @@ def _settings_module(root: Path, wanted: str | None) -> tuple[str, str]:
     )
 
 
-def _settings_files(root: Path, module: str) -> tuple[str, list[Path]]:
-    """(source root, the settings file and its siblings in a settings package)."""
-    relative = Path(*module.split("."))
+def _settings_files(root: Path, module: str) -> tuple[str, list[SettingsFile]]:
+    """(source root, the files of the settings in use: the module and what it imports)."""
     for source_root in ("", "src"):
-        base = root / source_root / relative
-        if base.with_suffix(".py").is_file():
-            main = base.with_suffix(".py")
-            siblings = sorted(main.parent.glob("*.py")) if main.parent.name == "settings" else []
-            return source_root, [main, *(p for p in siblings if p != main)]
-        if (base / "__init__.py").is_file():
-            return source_root, sorted(base.glob("*.py"))
+        if module_file(root, source_root, module) is not None:
+            return source_root, settings_in_use(root, source_root, module)
     raise DetectError(
         f"settings module {module!r} not found in {root} or {root / 'src'}: "
         "pass --settings with the module that DJANGO_SETTINGS_MODULE names"
     )
-
-
-def _requirement_names(lines: list[str]) -> set[str]:
-    names: set[str] = set()
-    for line in lines:
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        try:
-            names.add(canonicalize_name(Requirement(line).name))
-        except InvalidRequirement:
-            continue
-    return names
-
-
-def _requirements_closure(root: Path, first: str) -> tuple[list[str], set[str]]:
-    """The file, every file it includes (-r / -c), and the package names they list."""
-    files: list[str] = []
-    names: set[str] = set()
-    pending = [first]
-    while pending:
-        name = pending.pop(0)
-        if name in files:
-            continue
-        path = root / name
-        if not path.is_file():
-            raise DetectError(f"requirements file {name!r} not found in {root}")
-        files.append(name)
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        names |= _requirement_names(lines)
-        for line in lines:
-            match = _INCLUDE.match(line)
-            if match:
-                included = (Path(name).parent / match.group(1)).as_posix()
-                if included.startswith("../") or included.startswith("/"):
-                    raise DetectError(f"{name} includes {match.group(1)!r}, outside the project")
-                pending.append(included)
-    return files, names
-
-
-def _pyproject_names(pyproject: dict) -> set[str]:
-    return _requirement_names(list(pyproject.get("project", {}).get("dependencies", [])))
-
-
-def _deps(root: Path, wanted: str | None, pyproject: dict | None) -> tuple[Deps, str]:
-    if wanted:
-        choice, source = wanted, "--deps"
-    elif (root / "uv.lock").is_file() and pyproject is not None:
-        choice, source = "uv.lock", "uv.lock next to pyproject.toml"
-    else:
-        found = [name for name in REQUIREMENTS_FILES if (root / name).is_file()]
-        if found:
-            choice, source = found[0], f"{found[0]} found"
-        elif pyproject is not None and "dependencies" in pyproject.get("project", {}):
-            choice, source = "pyproject.toml", "pyproject.toml [project].dependencies"
-        else:
-            raise DetectError(
-                f"no dependency list in {root}: expected requirements.txt, pyproject.toml "
-                "with [project].dependencies, or uv.lock; pass --deps FILE"
-            )
-    if not (root / choice).is_file():
-        raise DetectError(f"--deps {choice!r} is not a file in {root}")
-    if choice.endswith("uv.lock") or choice.endswith("pyproject.toml"):
-        if pyproject is None:
-            raise DetectError(f"--deps {choice!r} needs pyproject.toml in {root}")
-        names = _pyproject_names(pyproject)
-        if choice.endswith("uv.lock"):
-            return Deps("uv", ("pyproject.toml", "uv.lock"), bool(names & POSTGRES_DRIVERS)), source
-        return Deps("pyproject", ("pyproject.toml",), bool(names & POSTGRES_DRIVERS)), source
-    files, names = _requirements_closure(root, choice)
-    return Deps("requirements", tuple(files), bool(names & POSTGRES_DRIVERS)), source
 
 
 def check_python_line(line: str, source: str) -> str:
@@ -288,23 +201,58 @@ def _python_line(root: Path, wanted: str | None, pyproject: dict | None) -> tupl
     return host, "the Python running cserver"
 
 
-def _assigned_dir(texts: list[str], name: str) -> str | None:
-    """A relative directory assigned to settings.NAME (e.g. BASE_DIR / "media" -> media)."""
-    for text in texts:
-        for match in re.finditer(rf"^\s*{name}\s*=\s*(.+)$", text, re.M):
-            literals = re.findall(r"""["']([^"']+)["']""", match.group(1))
-            if literals and _RELATIVE_DIR.match(literals[-1].strip("/")):
-                return literals[-1].strip("/")
-    return None
+def _assigned_dir(files: list[SettingsFile], name: str) -> tuple[str | None, str]:
+    """(the directory the settings end up assigning to NAME, where), absolute paths kept.
+
+    BASE_DIR / "media" gives media; "/home/app/media" stays absolute.
+    """
+    found = last_assignment(files, name)
+    if found is None:
+        return None, f"no {name} in the settings in use"
+    value, where = found
+    if value.startswith("/") and _RELATIVE_DIR.match(value.strip("/")):
+        return value.rstrip("/"), f"{name} at {where}"
+    if _RELATIVE_DIR.match(value.strip("/")):
+        return value.strip("/"), f"{name} at {where}"
+    return None, f"{name} at {where} is not a directory init can read"
 
 
 def _checked_dir(value: str, flag: str) -> str | None:
-    value = value.strip().strip("/")
+    value = value.strip()
+    absolute = value.startswith("/")
+    value = value.strip("/")
     if not value:
         return None
     if not _RELATIVE_DIR.match(value) or ".." in value.split("/"):
-        raise DetectError(f"{flag} {value!r} is not valid: expected a directory inside the project")
-    return value
+        raise DetectError(
+            f"{flag} {value!r} is not valid: expected a directory inside the project "
+            "or an absolute path in the container"
+        )
+    return f"/{value}" if absolute else value
+
+
+def fixture_names(root: Path) -> list[tuple[str, str]]:
+    """(fixture name, file) for every fixture `loaddata` can find in the project's apps."""
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("fixtures/*")):
+        relative = path.relative_to(root)
+        if _NOT_PROJECT_DIRS.intersection(relative.parts) or not path.is_file():
+            continue
+        match = _FIXTURE.match(path.name)
+        if match:
+            found.setdefault(match["name"], relative.as_posix())
+    return sorted(found.items())
+
+
+def _bootstrap(root: Path, wanted: str | None) -> tuple[str | None, str]:
+    if wanted is not None:
+        return (wanted.strip() or None), "--bootstrap"
+    fixtures = fixture_names(root)
+    if not fixtures:
+        return None, "no fixtures found"
+    names = " ".join(name for name, _ in fixtures)
+    files = ", ".join(path for _, path in fixtures)
+    return f"python -m django loaddata {names}", f"fixtures: {files}"
 
 
 def is_cserver_checkout(root: Path, pyproject: dict | None) -> bool:
@@ -319,16 +267,16 @@ def detect(root: Path, overrides: Overrides | None = None) -> Project:
     root = root.resolve()
     if not root.is_dir():
         raise DetectError(f"{root} is not a directory")
-    pyproject = _read_toml(root / "pyproject.toml") if (root / "pyproject.toml").is_file() else None
+    pyproject = read_toml(root / "pyproject.toml") if (root / "pyproject.toml").is_file() else None
     if is_cserver_checkout(root, pyproject):
         return _demo(root, pyproject)
     sources: dict[str, str] = {}
     module, sources["settings"] = _settings_module(root, wanted.settings)
     source_root, files = _settings_files(root, module)
-    texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
-    deps, sources["deps"] = _deps(root, wanted.deps, pyproject)
+    texts = [f.text for f in files]
+    deps, sources["deps"] = find_deps(root, wanted.deps, pyproject)
     line, sources["python"] = _python_line(root, wanted.python, pyproject)
-    shown = files[0].relative_to(root).as_posix()
+    shown = " + ".join(f.path for f in files)
     if wanted.database:
         database, sources["database"] = wanted.database, "--database"
     elif any(_READS_DATABASE_URL.search(t) for t in texts):
@@ -340,11 +288,12 @@ def detect(root: Path, overrides: Overrides | None = None) -> Project:
     if wanted.media_dir is not None:
         media, sources["media"] = _checked_dir(wanted.media_dir, "--media-dir"), "--media-dir"
     else:
-        media, sources["media"] = _assigned_dir(texts, "MEDIA_ROOT"), f"MEDIA_ROOT in {shown}"
+        media, sources["media"] = _assigned_dir(files, "MEDIA_ROOT")
     if wanted.static_root is not None:
         static_root = _checked_dir(wanted.static_root, "--static-root")
     else:
-        static_root = _assigned_dir(texts, "STATIC_ROOT")
+        static_root, _ = _assigned_dir(files, "STATIC_ROOT")
+    bootstrap, sources["bootstrap"] = _bootstrap(root, wanted.bootstrap)
     name = (pyproject or {}).get("project", {}).get("name") or root.name
     return Project(
         root=root,
@@ -359,6 +308,9 @@ def detect(root: Path, overrides: Overrides | None = None) -> Project:
         media_dir=media,
         static_root=static_root,
         sources=sources,
+        env_reads=tuple(environment_reads(files)),
+        bootstrap=bootstrap,
+        dev_deps=bool(wanted.dev_deps),
     )
 
 
@@ -384,5 +336,6 @@ def _demo(root: Path, pyproject: dict | None) -> Project:
             "database": "the demo reads DATABASE_URL",
             "static": "cserver/demo/settings.py",
             "media": "the demo has none",
+            "bootstrap": "the demo needs none",
         },
     )

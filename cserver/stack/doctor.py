@@ -9,29 +9,19 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+
+from cserver.stack.detect import DetectError, Project, detect
+from cserver.stack.doctor_findings import Finding, one_line
+from cserver.stack.doctor_stack import check_inside_image, compose_view, image_exists
+from cserver.stack.envmap import stack_variables, unset_required
+from cserver.stack.recorded import recorded_overrides
 
 PROG = "cserver doctor"
 # `develop.watch` became part of Compose in 2.22.
 WATCH_SINCE = (2, 22)
 TIMEOUT = 20
-
-Level = Literal["ok", "note", "problem"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    text: str
-
-    def line(self) -> str:
-        return f"{self.level:<8}{self.text}"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def check_engine() -> Iterator[Finding]:
@@ -48,7 +38,7 @@ def check_engine() -> Iterator[Finding]:
         finally:
             client.close()
     except Exception as exc:  # the SDK raises many kinds; every one means "no engine"
-        yield Finding("problem", f"no Docker engine answers: {_one_line(exc)}")
+        yield Finding("problem", f"no Docker engine answers: {one_line(exc)}")
         return
     api = version.get("ApiVersion", "?")
     yield Finding("ok", f"Docker engine {version.get('Version', '?')} (API {api})")
@@ -64,7 +54,7 @@ def check_compose() -> Iterator[Finding]:
             timeout=TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        yield Finding("problem", f"`docker compose version` failed: {_one_line(exc)}")
+        yield Finding("problem", f"`docker compose version` failed: {one_line(exc)}")
         return
     if proc.returncode != 0:
         yield Finding("problem", "Docker Compose v2 (`docker compose`) is not installed")
@@ -145,15 +135,10 @@ def check_env(env_file: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
     yield Finding("ok", f"CSERVER_* values in {where} are valid")
 
 
-def check_settings(root: Path) -> Iterator[Finding]:
-    """The settings module imports here (with the host's packages)."""
-    from cserver.stack.detect import DetectError, detect
-
-    try:
-        project = detect(root)
-    except DetectError as exc:
-        yield Finding("problem", str(exc))
-        return
+def check_settings(
+    root: Path, project: Project, stack_environment: Mapping[str, str]
+) -> Iterator[Finding]:
+    """The settings module imports here (with the host's packages and web's environment)."""
     module = project.settings_module
     path = str(root / project.source_root) if project.source_root else str(root)
     code = (
@@ -166,7 +151,10 @@ def check_settings(root: Path) -> Iterator[Finding]:
         "except BaseException as exc:\n"
         "    print(type(exc).__name__ + ': ' + ' '.join(str(exc).split())); sys.exit(4)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # What web gets (its .env and the stack's values), minus what points into the image.
+    inside_only = {"DJANGO_SETTINGS_MODULE", "PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME"}
+    env = {**os.environ, **{k: v for k, v in stack_environment.items() if k not in inside_only}}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
         proc = subprocess.run(
             [sys.executable, "-c", code],
@@ -207,6 +195,60 @@ def check_files(root: Path) -> Iterator[Finding]:
         yield Finding("ok", "compose.yaml and docker/Dockerfile present")
 
 
+def check_environment(project: Project, variables: Mapping[str, str]) -> Iterator[Finding]:
+    """Variables the settings cannot import without, that neither the stack nor .env sets."""
+    for variable in unset_required(stack_variables(project.env_reads, project.name)):
+        name = variable.read.name
+        if name not in variables:
+            yield Finding(
+                "problem",
+                f"not ready: the settings need {name} ({variable.read.where} reads it) and "
+                f"nothing sets it: add {name}=... to .env (every service reads it)",
+            )
+
+
+def _project(root: Path, module: str | None) -> Project | Finding:
+    """The project as init saw it (its recorded choices), with the module compose names."""
+    chosen = recorded_overrides(root)
+    if module and not module.startswith("cserver."):
+        chosen = replace(chosen, settings=module)
+    try:
+        return detect(root, chosen)
+    except DetectError as exc:
+        return Finding("problem", str(exc))
+
+
+def stack_checks(root: Path, variables: Mapping[str, str]) -> Iterator[Finding]:
+    """The port web is published on, and the settings every process of the image sees."""
+    environ = {**os.environ}
+    view = compose_view(root, environ) if (root / "compose.yaml").is_file() else None
+    if isinstance(view, Finding):
+        yield view
+        view = None
+    if view is not None and view.published:
+        host, port = view.published
+        yield from check_port({"CSERVER_HOST_ADDR": host, "CSERVER_HOST_PORT": port})
+    else:
+        yield from check_port(variables)
+    project = _project(root, view.settings if view else None)
+    if isinstance(project, Finding):
+        yield project
+        return
+    if view is not None and view.image and image_exists(view.image, environ):
+        yield from check_inside_image(root, view, environ)
+        return
+    if view is not None:
+        yield Finding(
+            "note",
+            f"image {view.image or '?'} not built yet: after `docker compose build`, doctor "
+            "checks the settings inside it",
+        )
+    missing = list(check_environment(project, variables))
+    yield from missing
+    if not missing:  # importing them here would only fail on the same variable
+        yield from check_settings(root, project, view.environment if view else {})
+
+
 def main(argv: list[str]) -> int:
     """Run every check; print one line per finding; 1 if any is a problem."""
     parser = argparse.ArgumentParser(
@@ -225,9 +267,8 @@ def main(argv: list[str]) -> int:
         lambda: check_files(root),
         check_engine,
         check_compose,
-        lambda: check_port(variables),
         lambda: check_env(Path(options.path) / ".env", os.environ),
-        lambda: check_settings(root),
+        lambda: stack_checks(root, variables),
     ]
     problems = 0
     for check in checks:

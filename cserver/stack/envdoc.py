@@ -68,12 +68,17 @@ def _note(name: str) -> str:
     return f"{description}. {_STACK_NOTES[name]}" if name in _STACK_NOTES else description
 
 
-def env_example_lines() -> list[str]:
-    """The server section of .env.example: each field's note, then `#CSERVER_X=default`."""
+def env_example_lines(stack_defaults: dict[str, str] | None = None) -> list[str]:
+    """The server section of .env.example: each field's note, then `#CSERVER_X=default`.
+
+    stack_defaults: fields whose compose default init chose for the project (its bootstrap
+    command); an empty value keeps the model's default.
+    """
+    chosen = {k: v for k, v in (stack_defaults or {}).items() if v}
     lines: list[str] = []
     for name in ServerConfig.model_fields:
         lines += _wrap(_note(name))
-        lines.append(f"#{env_name(name)}={default_text(name)}")
+        lines.append(f"#{env_name(name)}={chosen.get(name, default_text(name))}")
     return lines
 
 

@@ -6,23 +6,33 @@ import argparse
 import sys
 from pathlib import Path
 
-from cserver.stack.detect import DetectError, Overrides, detect
+from cserver.stack.detect import DetectError, Overrides, Project, detect
+from cserver.stack.envmap import stack_variables, unset_required
+from cserver.stack.recorded import merged, recorded_overrides
 from cserver.stack.render import render
+from cserver.stack.write_plan import FileChange, apply_plan, plan_files
 
 PROG = "cserver init"
 
 DESCRIPTION = """\
-Write compose.yaml, docker/Dockerfile (with a wheel of this cserver next to it), .dockerignore
-and .env.example into a Django project, from what its files say. Nothing else is changed; an
-existing file is never overwritten without --force, and a second run changes nothing."""
+Write compose.yaml, docker/Dockerfile (with a wheel of this cserver next to it), .dockerignore,
+.gitignore and .env.example into a Django project, from what its files say. Nothing of the
+project is lost: the lines .dockerignore and .gitignore lack are appended to them; any other
+file that exists and differs is shown as a diff and replaced only with --force, which keeps
+yours as NAME.orig. The choices given as options are recorded in compose.yaml, so a second
+run makes the same stack (and changes nothing)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `cserver init`."""
     parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("path", nargs="?", default=".", help="the project (default: .)")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be written")
-    parser.add_argument("--force", action="store_true", help="overwrite files that differ")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show the plan, with diffs; write nothing"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace files that differ (keeping NAME.orig)"
+    )
     parser.add_argument(
         "--settings", metavar="MODULE", help="settings module (default: manage.py's)"
     )
@@ -44,65 +54,93 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--static-root", metavar="DIR", help="STATIC_ROOT inside the project ('' for none)"
     )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="COMMAND",
+        help="run once after migrate, e.g. 'python manage.py loaddata initial' "
+        "(default: loaddata of the fixtures found; '' for none)",
+    )
+    parser.add_argument(
+        "--dev-deps",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="install the lock file's dev dependency groups too (default: no)",
+    )
     return parser
 
 
-def plan(root: Path, files: dict[str, bytes]) -> tuple[list[str], list[str], list[str]]:
-    """(new, unchanged, different) relative paths."""
-    new, same, different = [], [], []
-    for name, data in files.items():
-        path = root / name
-        if not path.exists():
-            new.append(name)
-        elif path.is_file() and path.read_bytes() == data:
-            same.append(name)
+def _print_plan(changes: list[FileChange], dry_run: bool, force: bool) -> None:
+    for change in changes:
+        if change.action == "unchanged":
+            print(f"  unchanged    {change.name}")
+        elif change.action == "new":
+            print(f"  would write  {change.name}")
+        elif change.action == "merge":
+            print(f"  would merge  {change.name} (+ {', '.join(change.added_lines())})")
         else:
-            different.append(name)
-    return new, same, different
+            verb = "would replace" if force else "differs"
+            print(f"  {verb:<12} {change.name}" + (" (yours kept as .orig)" if force else ""))
+            if dry_run or not force:
+                _print_diff(change)
+
+
+def _print_diff(change: FileChange) -> None:
+    if change.name.endswith(".whl"):
+        print("      (a wheel of another cserver build)")
+        return
+    for line in change.diff():
+        print(f"      {line}")
+
+
+def _print_variables(project: Project) -> None:
+    """The settings' variables the stack does not set: .env has to."""
+    for variable in unset_required(stack_variables(project.env_reads, project.name)):
+        print(
+            f"  needs        {variable.read.name} in .env: {variable.read.where} reads it "
+            "and the stack does not set it"
+        )
 
 
 def main(argv: list[str]) -> int:
     """Run `cserver init`; return the exit status."""
     options = build_parser().parse_args(argv)
-    overrides = Overrides(
+    given = Overrides(
         settings=options.settings,
         deps=options.deps,
         python=options.python,
         database=options.database,
         media_dir=options.media_dir,
         static_root=options.static_root,
+        bootstrap=options.bootstrap,
+        dev_deps=options.dev_deps,
     )
+    root = Path(options.path)
+    chosen = merged(given, recorded_overrides(root)) if root.is_dir() else given
     try:
-        project = detect(Path(options.path), overrides)
+        project = detect(root, chosen)
     except DetectError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     print(f"Project {project.root}:")
     for line in project.report():
         print(f"  {line}")
-    files = render(project)
-    _, same, different = plan(project.root, files)
-    if different and not options.force:
-        for name in different:
-            print(
-                f"{PROG}: error: {name} exists and differs from what init writes; "
-                "nothing was written (--force overwrites, --dry-run shows the plan)",
-                file=sys.stderr,
-            )
-        return 1
-    verb = "would write" if options.dry_run else "wrote"
-    for name in sorted(files):
-        if name in same:
-            print(f"  unchanged    {name}")
-        elif not options.dry_run:
-            target = project.root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(files[name])
-            print(f"  {verb:<12} {name}")
-        else:
-            print(f"  {verb:<12} {name}" + (" (overwriting)" if name in different else ""))
+    changes = plan_files(project.root, render(project, chosen))
+    different = [c.name for c in changes if c.action == "differs"]
     if options.dry_run:
+        _print_plan(changes, dry_run=True, force=options.force)
+        _print_variables(project)
         print("Dry run: nothing was written.")
-    else:
-        print("Next: cserver doctor, then docker compose up --build (or docker compose watch)")
+        return 0
+    if different and not options.force:
+        _print_plan(changes, dry_run=False, force=False)
+        print(
+            f"{PROG}: error: {', '.join(different)} exist(s) and differ(s) from what init writes "
+            "(diff above); nothing was written: --force replaces, keeping NAME.orig",
+            file=sys.stderr,
+        )
+        return 1
+    for line in apply_plan(project.root, changes, force=options.force):
+        print(f"  {line}")
+    _print_variables(project)
+    print("Next: cserver doctor, then docker compose up --build (or docker compose watch)")
     return 0

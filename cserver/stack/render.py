@@ -6,8 +6,10 @@ import re
 from importlib import resources
 
 from cserver import __version__
-from cserver.stack.detect import DEFAULT_DRIVER, Project
+from cserver.stack.detect import DEFAULT_DRIVER, Overrides, Project
 from cserver.stack.envdoc import compose_environment_lines, env_example_lines
+from cserver.stack.envmap import stack_variables
+from cserver.stack.recorded import record_line
 from cserver.stack.wheel import build_wheel, wheel_name
 
 # A line holding nothing but a block tag ({% if %}, {% endfor %}, ...) leaves no line behind.
@@ -28,8 +30,8 @@ def _render(name: str, context: dict) -> str:
     return engine.from_string(source).render(Context(context, autoescape=False))
 
 
-def context(project: Project) -> dict:
-    """The values the templates read."""
+def context(project: Project, chosen: Overrides | None = None) -> dict:
+    """The values the templates read; chosen: what the user gave init (recorded)."""
     if project.demo:
         title, image, health, probe = "the cserver demo project", "cserver-dev", "/hello", "/whoami"
         sync = ("./cserver", "/app/cserver", ["**/__pycache__/"])
@@ -41,10 +43,17 @@ def context(project: Project) -> dict:
             "/",
         )
         ignored = [".git/", ".venv/", "docker/", "**/__pycache__/"]
-        ignored += [f"{d}/" for d in (project.media_dir, project.static_root) if d]
+        ignored += [f"{d}/" for d in _relative_dirs(project)]
         sync = (".", "/app", ignored)
     python_source = project.sources.get("python", "")
+    variables = [] if project.demo else stack_variables(project.env_reads, project.name)
+    env_example = {"bootstrap": project.bootstrap or ""}
     return {
+        "record": record_line(chosen or Overrides()),
+        "project_environment": [v.compose_line for v in variables if v.compose_line],
+        "project_variables": [v for v in variables if v.compose_line is None],
+        "bootstrap": project.bootstrap or "",
+        "project_settings": f"${{CSERVER_PROJECT_SETTINGS:-{project.settings_module}}}",
         "demo": project.demo,
         "title": title,
         "version": f"cserver {__version__}",
@@ -56,8 +65,9 @@ def context(project: Project) -> dict:
         else "CSERVER_DATABASE_URL",
         "db_name": project.name,
         "server_environment": compose_environment_lines(),
-        "server_lines": env_example_lines(),
+        "server_lines": env_example_lines(env_example),
         "media_dir": project.media_dir,
+        "media_mount": project.media_mount,
         "health_path": health,
         "probe_path": probe,
         "sync_path": sync[0],
@@ -73,17 +83,25 @@ def context(project: Project) -> dict:
         "deps_label": project.deps.label,
         "wheel": wheel_name(),
         "extra_packages": [] if project.deps.has_driver else [DEFAULT_DRIVER],
-        "ignored_dirs": [d for d in (project.media_dir, project.static_root) if d],
+        "ignored_dirs": _relative_dirs(project),
+        "export_groups": "" if project.dev_deps else " --no-default-groups",
     }
 
 
-def render(project: Project) -> dict[str, bytes]:
+def _relative_dirs(project: Project) -> list[str]:
+    """Media and static directories inside the project: kept out of the image and the sync."""
+    found = (project.media_dir, project.static_root)
+    return [d for d in found if d and not d.startswith("/")]
+
+
+def render(project: Project, chosen: Overrides | None = None) -> dict[str, bytes]:
     """Relative path -> content of every file `init` writes for project."""
-    values = context(project)
+    values = context(project, chosen)
     files = {
         "compose.yaml": _render("compose.yaml.tmpl", values),
         DOCKERFILE: _render("Dockerfile.tmpl", values),
         ".dockerignore": _render("dockerignore.tmpl", values),
+        ".gitignore": _render("gitignore.tmpl", values),
         ".env.example": _render("env.example.tmpl", values),
     }
     rendered = {path: text.encode() for path, text in files.items()}

@@ -59,7 +59,7 @@ def config(
 
 def test_no_env_file_needed_and_db_is_private(compose_cli: Path) -> None:
     services = config(compose_cli)["services"]
-    assert set(services) == {"db", "migrate", "web"}  # probe only under its profile
+    assert set(services) == {"db", "migrate", "bootstrap", "web"}  # probe: under its profile
     assert not services["db"].get("ports"), "db must not be published by default"
     assert services["db"]["image"] == "postgres:17"
     [port] = services["web"]["ports"]

@@ -244,6 +244,8 @@ class ProjectStack:
             "CSERVER_HOST_PORT": str(self.port),
             "CSERVER_HEALTHCHECK_INTERVAL": "1s",
             "DOCKER_BUILDKIT": "1",
+            # For commands run without -p (cserver doctor): the same compose project.
+            "COMPOSE_PROJECT_NAME": self.name,
         }
         self.client = docker.from_env(timeout=60)
 
