@@ -152,7 +152,7 @@ def test_existing_files_are_merged_or_kept_and_never_lost(tmp_path: Path) -> Non
     proc = cserver("init", cwd=root)
     assert proc.returncode == 1
     [error] = proc.stderr.strip().splitlines()
-    assert error.startswith("cserver init: error: compose.yaml exist(s) and differ(s)")
+    assert error.startswith("cserver init: error: compose.yaml differs from what init writes")
     assert "--force replaces, keeping NAME.orig" in error and "Traceback" not in proc.stderr
     assert snapshot(root) == before, "a conflict must leave every file as it was"
     forced = cserver("init", "--force", cwd=root)

@@ -48,6 +48,12 @@ class SideProcess(BaseModel):
     healthcheck: str | None = Field(
         None, description="a command that exits 0 while the process does its work"
     )
+    output: str | None = Field(
+        None,
+        description="a directory inside the project it writes and web serves (built assets): "
+        "the stack shares it between the two",
+        pattern=r"^[\w.-]+(/[\w.-]+)*$",
+    )
 
     def argv(self) -> list[str]:
         """The command as an argument list: direct when plain, through `sh -c` otherwise."""

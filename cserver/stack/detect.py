@@ -14,6 +14,7 @@ from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from cserver.config.side import SideProcess
 from cserver.stack.deps import (
     DEFAULT_DRIVER,
     Deps,
@@ -78,6 +79,9 @@ class Project:
     env_reads: tuple[EnvRead, ...] = ()
     bootstrap: str | None = None
     dev_deps: bool = False
+    # The stack's side processes (workers, beat, asset watchers) and whether it has Redis.
+    side_processes: dict[str, SideProcess] = field(default_factory=dict)
+    redis: bool = False
 
     @property
     def media_mount(self) -> str | None:

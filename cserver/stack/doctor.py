@@ -14,9 +14,15 @@ from pathlib import Path
 
 from cserver.stack.detect import DetectError, Project, detect
 from cserver.stack.doctor_findings import Finding, one_line
-from cserver.stack.doctor_stack import check_inside_image, compose_view, image_exists
-from cserver.stack.envmap import stack_variables, unset_required
+from cserver.stack.doctor_stack import (
+    check_inside_image,
+    check_override,
+    compose_view,
+    image_exists,
+)
+from cserver.stack.envmap import project_variables, unset_required
 from cserver.stack.recorded import recorded_overrides
+from cserver.stack.services import with_sides
 
 PROG = "cserver doctor"
 # `develop.watch` became part of Compose in 2.22.
@@ -197,7 +203,7 @@ def check_files(root: Path) -> Iterator[Finding]:
 
 def check_environment(project: Project, variables: Mapping[str, str]) -> Iterator[Finding]:
     """Variables the settings cannot import without, that neither the stack nor .env sets."""
-    for variable in unset_required(stack_variables(project.env_reads, project.name)):
+    for variable in unset_required(project_variables(project)):
         name = variable.read.name
         if name not in variables:
             yield Finding(
@@ -213,7 +219,7 @@ def _project(root: Path, module: str | None) -> Project | Finding:
     if module and not module.startswith("cserver."):
         chosen = replace(chosen, settings=module)
     try:
-        return detect(root, chosen)
+        return with_sides(detect(root, chosen))
     except DetectError as exc:
         return Finding("problem", str(exc))
 
@@ -225,6 +231,8 @@ def stack_checks(root: Path, variables: Mapping[str, str]) -> Iterator[Finding]:
     if isinstance(view, Finding):
         yield view
         view = None
+    if view is not None:
+        yield from check_override(root, environ)
     if view is not None and view.published:
         host, port = view.published
         yield from check_port({"CSERVER_HOST_ADDR": host, "CSERVER_HOST_PORT": port})

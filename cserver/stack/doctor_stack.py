@@ -119,3 +119,42 @@ def check_inside_image(
             f"in the image, `{command}` sees {where}, not the stack's PostgreSQL at db: "
             "run cserver init again (DJANGO_SETTINGS_MODULE must be cserver.project_settings)",
         )
+
+
+OVERRIDE_FILE = "compose.override.yaml"
+
+
+def _services(root: Path, environ: Mapping[str, str], files: list[str]) -> dict | Finding:
+    args = [arg for name in files for arg in ("-f", name)]
+    proc = _compose(root, environ, [*args, "config", "--format", "json"], "docker compose config")
+    if isinstance(proc, Finding):
+        return proc
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        return Finding("problem", f"{' + '.join(files)} do not resolve together: {lines[-1]}")
+    services: dict = json.loads(proc.stdout).get("services", {})
+    return services
+
+
+def check_override(root: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
+    """compose.override.yaml (the team's own additions) merges, and what it changes."""
+    if not (root / OVERRIDE_FILE).is_file():
+        return
+    generated = _services(root, environ, ["compose.yaml"])
+    merged = _services(root, environ, ["compose.yaml", OVERRIDE_FILE])
+    for result in (generated, merged):
+        if isinstance(result, Finding):
+            yield result
+            return
+    assert isinstance(generated, dict) and isinstance(merged, dict)
+    changes = 0
+    for name, service in sorted(merged.items()):
+        if name not in generated:
+            yield Finding("note", f"{OVERRIDE_FILE} adds the service {name}")
+            changes += 1
+            continue
+        for key in sorted(set(service) | set(generated[name])):
+            if service.get(key) != generated[name].get(key):
+                yield Finding("note", f"{OVERRIDE_FILE} changes {name}.{key}")
+                changes += 1
+    yield Finding("ok", f"{OVERRIDE_FILE} merges with compose.yaml ({changes} change(s))")

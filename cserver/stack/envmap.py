@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cserver.stack.detect import Project
+from cserver.stack.services import REDIS_URL
 from cserver.stack.settings_scan import EnvRead
 
 _DB = r"(?:^|_)(?:DB|DATABASE|POSTGRES|PG|POSTGRESQL)_?"
@@ -25,6 +27,15 @@ _DATABASE_VALUES = (
     (rf"{_DB}(?:NAME|DB)$|^PGDATABASE$", "{name}"),
     (rf"{_DB}USER(?:NAME)?$|^PGUSER$", "{user}"),
     (rf"{_DB}PASS(?:WORD)?$|^PGPASSWORD$", "{password}"),
+)
+# With Redis in the stack: the broker, result backend and cache URLs the settings read.
+_REDIS_VALUES = (
+    (
+        r"(?:^|_)(?:REDIS|BROKER|RESULT_BACKEND|CACHE_REDIS|VALKEY)_URL$|^CELERY_RESULT_BACKEND$",
+        "{redis}",
+    ),
+    (r"(?:^|_)(?:REDIS|VALKEY)_HOST$", "redis"),
+    (r"(?:^|_)(?:REDIS|VALKEY)_PORT$", "6379"),
 )
 # Only when the settings need them to import: a development value, overridable in .env.
 _DEVELOPMENT_DEFAULTS = (
@@ -45,7 +56,9 @@ class StackVariable:
     meaning: str
 
 
-def stack_variables(reads: tuple[EnvRead, ...], db_name: str) -> list[StackVariable]:
+def stack_variables(
+    reads: tuple[EnvRead, ...], db_name: str, redis: bool = False
+) -> list[StackVariable]:
     """What compose does about each variable the project's settings read."""
     user = f"${{POSTGRES_USER:-{db_name}}}"
     password = f"${{POSTGRES_PASSWORD:-{db_name}}}"
@@ -55,6 +68,7 @@ def stack_variables(reads: tuple[EnvRead, ...], db_name: str) -> list[StackVaria
         "password": password,
         "name": name,
         "url": f"postgres://{user}:{password}@db:5432/{name}",
+        "redis": REDIS_URL,
     }
     found = []
     for read in reads:
@@ -65,6 +79,11 @@ def stack_variables(reads: tuple[EnvRead, ...], db_name: str) -> list[StackVaria
             line = f"{read.name}: {value.format(**fill)}"
             found.append(StackVariable(read, line, "the stack's PostgreSQL"))
             continue
+        value = next((v for p, v in _REDIS_VALUES if re.search(p, read.name)), None)
+        if value is not None and redis:
+            line = f"{read.name}: {value.format(**fill)}"
+            found.append(StackVariable(read, line, "the stack's Redis"))
+            continue
         default = next((v for p, v in _DEVELOPMENT_DEFAULTS if re.search(p, read.name)), None)
         if default is not None and read.required:
             line = f'{read.name}: "${{{read.name}:-{default}}}"'
@@ -73,6 +92,13 @@ def stack_variables(reads: tuple[EnvRead, ...], db_name: str) -> list[StackVaria
         meaning = "needed: set it in .env" if read.required else "optional: .env passes it"
         found.append(StackVariable(read, None, meaning))
     return found
+
+
+def project_variables(project: Project) -> list[StackVariable]:
+    """stack_variables for a detected project (none for the demo, which reads its own)."""
+    if project.demo:
+        return []
+    return stack_variables(project.env_reads, project.name, project.redis)
 
 
 def unset_required(variables: list[StackVariable]) -> list[StackVariable]:

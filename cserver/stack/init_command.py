@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from cserver.stack.detect import DetectError, Overrides, Project, detect
-from cserver.stack.envmap import stack_variables, unset_required
+from cserver.stack.envmap import project_variables, unset_required
 from cserver.stack.recorded import merged, recorded_overrides
 from cserver.stack.render import render
+from cserver.stack.services import with_sides
 from cserver.stack.write_plan import FileChange, apply_plan, plan_files
 
 PROG = "cserver init"
@@ -75,6 +76,8 @@ def _print_plan(changes: list[FileChange], dry_run: bool, force: bool) -> None:
             print(f"  unchanged    {change.name}")
         elif change.action == "new":
             print(f"  would write  {change.name}")
+        elif change.action == "refresh":
+            print(f"  would refresh {change.name} (this cserver's build)")
         elif change.action == "merge":
             print(f"  would merge  {change.name} (+ {', '.join(change.added_lines())})")
         else:
@@ -85,16 +88,13 @@ def _print_plan(changes: list[FileChange], dry_run: bool, force: bool) -> None:
 
 
 def _print_diff(change: FileChange) -> None:
-    if change.name.endswith(".whl"):
-        print("      (a wheel of another cserver build)")
-        return
     for line in change.diff():
         print(f"      {line}")
 
 
 def _print_variables(project: Project) -> None:
     """The settings' variables the stack does not set: .env has to."""
-    for variable in unset_required(stack_variables(project.env_reads, project.name)):
+    for variable in unset_required(project_variables(project)):
         print(
             f"  needs        {variable.read.name} in .env: {variable.read.where} reads it "
             "and the stack does not set it"
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
     root = Path(options.path)
     chosen = merged(given, recorded_overrides(root)) if root.is_dir() else given
     try:
-        project = detect(root, chosen)
+        project = with_sides(detect(root, chosen))
     except DetectError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
@@ -133,9 +133,11 @@ def main(argv: list[str]) -> int:
         return 0
     if different and not options.force:
         _print_plan(changes, dry_run=False, force=False)
+        names = " and ".join(different)
+        verb = "differs" if len(different) == 1 else "differ"
         print(
-            f"{PROG}: error: {', '.join(different)} exist(s) and differ(s) from what init writes "
-            "(diff above); nothing was written: --force replaces, keeping NAME.orig",
+            f"{PROG}: error: {names} {verb} from what init writes (diff above); nothing was "
+            "written: --force replaces, keeping NAME.orig",
             file=sys.stderr,
         )
         return 1

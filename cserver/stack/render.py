@@ -8,8 +8,9 @@ from importlib import resources
 from cserver import __version__
 from cserver.stack.detect import DEFAULT_DRIVER, Overrides, Project
 from cserver.stack.envdoc import compose_environment_lines, env_example_lines
-from cserver.stack.envmap import stack_variables
+from cserver.stack.envmap import project_variables
 from cserver.stack.recorded import record_line
+from cserver.stack.services import ASSETS_DOCKERFILE, REDIS_URL, shared_outputs, side_services
 from cserver.stack.wheel import build_wheel, wheel_name
 
 # A line holding nothing but a block tag ({% if %}, {% endfor %}, ...) leaves no line behind.
@@ -44,11 +45,19 @@ def context(project: Project, chosen: Overrides | None = None) -> dict:
         )
         ignored = [".git/", ".venv/", "docker/", "**/__pycache__/"]
         ignored += [f"{d}/" for d in _relative_dirs(project)]
+        ignored += [f"{s.output}/" for s in project.side_processes.values() if s.output]
         sync = (".", "/app", ignored)
     python_source = project.sources.get("python", "")
-    variables = [] if project.demo else stack_variables(project.env_reads, project.name)
+    variables = project_variables(project)
     env_example = {"bootstrap": project.bootstrap or ""}
+    sides = side_services(project.side_processes, project.redis)
+    outputs = shared_outputs(sides)
     return {
+        "redis": project.redis,
+        "redis_url": REDIS_URL,
+        "sides": sides,
+        "outputs": outputs,
+        "assets_dockerfile": ASSETS_DOCKERFILE,
         "record": record_line(chosen or Overrides()),
         "project_environment": [v.compose_line for v in variables if v.compose_line],
         "project_variables": [v for v in variables if v.compose_line is None],
@@ -104,6 +113,8 @@ def render(project: Project, chosen: Overrides | None = None) -> dict[str, bytes
         ".gitignore": _render("gitignore.tmpl", values),
         ".env.example": _render("env.example.tmpl", values),
     }
+    if any(side.image == "node" for side in project.side_processes.values()):
+        files[ASSETS_DOCKERFILE] = _render("assets.Dockerfile.tmpl", values)
     rendered = {path: text.encode() for path, text in files.items()}
     if not project.demo:
         rendered[f"docker/{wheel_name()}"] = build_wheel()

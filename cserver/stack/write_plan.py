@@ -17,7 +17,7 @@ from typing import Literal
 MERGEABLE = frozenset({".dockerignore", ".gitignore"})
 MERGED_HEADER = "# Added by cserver init"
 
-Action = Literal["new", "unchanged", "merge", "differs"]
+Action = Literal["new", "unchanged", "merge", "differs", "refresh"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ def plan_files(root: Path, files: dict[str, bytes]) -> list[FileChange]:
         current = path.read_bytes() if path.is_file() else b""
         if current == data:
             changes.append(FileChange(name, "unchanged", data, current))
+        elif name.startswith("docker/cserver-") and name.endswith(".whl"):
+            # cserver's own build, never edited by hand: always the one that ran init.
+            changes.append(FileChange(name, "refresh", data, current))
         elif name in MERGEABLE and path.is_file():
             merged = merged_ignore_file(current, data)
             action: Action = "unchanged" if merged == current else "merge"
@@ -95,7 +98,7 @@ def apply_plan(root: Path, changes: list[FileChange], force: bool) -> list[str]:
             kept = Path(change.name).with_name(backup.name).as_posix()
             lines.append(f"replaced     {change.name} (yours kept as {kept})")
         else:
-            verb = "merged" if change.action == "merge" else "wrote"
+            verb = {"merge": "merged", "refresh": "refreshed"}.get(change.action, "wrote")
             lines.append(f"{verb:<12} {change.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(change.data)
