@@ -19,11 +19,11 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+
+from cserver.procutil import die_with_parent
 
 LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
 SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
@@ -45,38 +45,6 @@ os.register_at_fork(
 )
 
 
-def run_then_exit(start: Callable[[], object]) -> NoReturn:
-    """In a freshly forked generation: run ``start``, then leave with its exit status,
-    never returning into the stack (or the atexit work) of the process it was forked from."""
-    code = 1
-    try:
-        start()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-
-
-def exited_children() -> Iterator[tuple[int, int]]:
-    """(pid, wait status) of each child that has exited, without waiting for more."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        yield pid, status
-
-
 def is_child() -> bool:
     """True in a server generation started by the supervisor."""
     return LISTEN_FD_ENV in os.environ
@@ -94,19 +62,13 @@ def inherited_listener() -> socket.socket | None:
 
 def become_child() -> None:
     """Called first in a server generation: never outlive the supervisor, leave SIGHUP to it."""
-    from cserver.server.fork import die_with_parent
-
     # SIGHUP is the supervisor's to act on (a reload); sent to the whole process group it
     # reaches this process and its fork-mode children too, which must ignore it. The
     # supervisor starts generations with SIGHUP blocked, so none is lost before this line.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-    die_with_parent(signal.SIGKILL)
-    # The supervisor may have died before prctl() took effect. Compare with its pid, not
-    # with 1: in a container without an init process the supervisor is PID 1.
     supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
-    if supervisor.isdigit() and os.getppid() != int(supervisor):
-        os._exit(1)
+    die_with_parent(int(supervisor) if supervisor.isdigit() else None)
 
 
 def report(state: str) -> None:

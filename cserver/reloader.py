@@ -36,7 +36,6 @@ process are re-parented to this one, a child subreaper), reaped with ``waitpid``
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import selectors
@@ -61,27 +60,16 @@ from cserver.generation import (
     inherited_listener,
     is_child,
 )
+from cserver.procutil import become_subreaper, exited_children, run_then_exit, signal_all
 from cserver.reload_errors import StderrTail, serve_error_until
 from cserver.warm import WarmProcess, take_early
 
 __all__ = ["Supervisor", "become_child", "inherited_listener", "is_child", "report_dirs"]
 
 RUNNING, ERROR, STOPPING = "running", "error", "stopping"
-_PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How long the first generation waits for the warm process before it is exec'd instead.
 FIRST_START_WAIT = 30.0
-
-
-def become_subreaper() -> bool:
-    """Orphaned descendants become our children (Linux); False where that is not possible."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 @dataclass
@@ -254,9 +242,7 @@ class Supervisor:
         self.current = None
 
     def _kill_all(self, sig: int) -> None:
-        for pid in list(self.generations):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        signal_all(self.generations, sig)
 
     def _spawn(
         self, trigger: tuple[str, float, float] | None, early: WarmProcess | None = None
@@ -316,7 +302,7 @@ class Supervisor:
             os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
             first()
 
-        generation.run_then_exit(start)
+        run_then_exit(start)
 
     def _exec(self, env: dict[str, str], stderr_w: int, changes_r: int) -> int:
         os.set_inheritable(changes_r, True)
@@ -333,7 +319,7 @@ class Supervisor:
         )
 
     def _reap(self) -> None:
-        for pid, status in generation.exited_children():
+        for pid, status in exited_children():
             if self.warm is not None and self.warm.exited(pid):
                 continue
             gone = self.generations.pop(pid, None)

@@ -17,7 +17,6 @@ one, and it refuses to fork, which sends the supervisor back to exec, when an im
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import json
 import os
@@ -29,11 +28,12 @@ import threading
 import time
 import warnings
 
+from cserver.procutil import die_with_parent, run_then_exit, set_process_name
+
 ZYGOTE_FD_ENV = "CSERVER_ZYGOTE_FD"
 SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 # The name the warm process shows in ps and /proc/PID/comm.
 PROCESS_NAME = "cserver-warm"
-_PR_SET_NAME = 15
 BASE_PRELOAD = ["cserver.management.commands.runcserver", "cserver.generation"]
 
 
@@ -116,8 +116,6 @@ def _middle(channel: socket.socket, message: dict, fds: list[int]) -> None:
 
 
 def _generation(channel: socket.socket, message: dict, fds: list[int]) -> None:
-    from cserver.generation import run_then_exit
-
     def start() -> None:
         channel.close()
         set_process_name(os.path.basename(sys.executable))
@@ -160,22 +158,13 @@ def run_program(argv: list[str]) -> int:
     return 0
 
 
-def set_process_name(name: str) -> None:
-    """What ``ps`` and /proc/PID/comm show (Linux; 15 bytes at most)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
 def main() -> None:
     set_process_name(PROCESS_NAME)
     # The supervisor decides about SIGHUP and Ctrl-C; generations inherit the ignored SIGHUP.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-    from cserver.server.fork import die_with_parent
-
-    die_with_parent(signal.SIGKILL)
+    die_with_parent()
     channel = socket.socket(fileno=int(os.environ.pop(ZYGOTE_FD_ENV)))
     # What every generation needs, while the supervisor is still loading the project and
     # has not said which other modules it loaded.

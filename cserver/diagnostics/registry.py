@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import weakref
@@ -16,6 +15,7 @@ from django.db import connections
 from cserver.diagnostics import shared
 from cserver.diagnostics.dbhooks import backend_pid
 from cserver.diagnostics.shared import Tables
+from cserver.procutil import process_alive
 
 _RECORD = "_cserver_diag_record"
 
@@ -47,28 +47,6 @@ class ConnectionRecord:
     slot: int
     pid_text: str
     closed: bool = False
-
-
-def process_alive(pid: int) -> bool:
-    """True if ``pid`` runs; a zombie (exited, not yet reaped) counts as ended."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                data = stat.read()
-        except FileNotFoundError:
-            return False
-        except OSError:
-            pass
-        else:
-            fields = data.rpartition(b")")[2].split()
-            return bool(fields) and fields[0] not in (b"Z", b"X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Registry:

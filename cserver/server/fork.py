@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import os
 import signal
@@ -13,28 +12,17 @@ import time
 import traceback
 from collections import deque
 
+from cserver.procutil import die_with_parent, exited_children, signal_all
 from cserver.server.base import logger, wait_readable
 from cserver.server.conn import IDLE, ClientConnection
 from cserver.server.handler import handle_request
 from cserver.server.watch import WatchingServer
 
-_PR_SET_PDEATHSIG = 1
 # A child whose client sends nothing for this long exits with HAND_BACK, and the parent,
 # which kept its copy of the socket, watches the idle connection again: an idle
 # keep-alive client holds no child. A client that keeps sending keeps its child.
 HAND_BACK_AFTER = 0.5
 HAND_BACK = 75
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to signal this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 class ForkServer(WatchingServer):
@@ -85,18 +73,16 @@ class ForkServer(WatchingServer):
         self.reap()
 
     def reap(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                break
-            if pid == 0:
-                break
-            self.children.pop(pid, None)
-            conn = self._lent.pop(pid, None)
-            if conn is not None:
-                self._take_back(conn, status)
+        try:
+            for pid, status in exited_children(strict=True) if self.children else ():
+                self.children.pop(pid, None)
+                conn = self._lent.pop(pid, None)
+                if conn is not None:
+                    self._take_back(conn, status)
+                if not self.children:
+                    break
+        except ChildProcessError:
+            self.children.clear()
         self._spawn_waiting()
 
     def _take_back(self, conn: ClientConnection, status: int) -> None:
@@ -142,10 +128,7 @@ class ForkServer(WatchingServer):
     def _child(self, conn: ClientConnection) -> None:
         status = 0
         try:
-            die_with_parent()
-            # The parent may have died before prctl() took effect.
-            if os.getppid() != self._pid:
-                os._exit(1)
+            die_with_parent(self._pid)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             # Ctrl-C reaches the whole process group: the parent decides, the child finishes.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -225,18 +208,14 @@ class ForkServer(WatchingServer):
 
     def drain(self, deadline: float) -> None:
         # Children born from here on see ctx.stopping: one request each, no keep-alive.
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        signal_all(self.children, signal.SIGTERM)
         self.finish_arrivals(deadline)
         while (self.children or self._waiting) and time.monotonic() < deadline:
             self.reap()  # which also starts waiting connections' children
             time.sleep(0.02)
         while self._waiting:
             self.drop(self._waiting.popleft(), registered=False)
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        signal_all(self.children, signal.SIGKILL)
         deadline = time.monotonic() + 2
         while self.children and time.monotonic() < deadline:
             self.reap()

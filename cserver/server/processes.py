@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 from cserver import generation
-from cserver.server.fork import die_with_parent
+from cserver.procutil import (
+    die_with_parent,
+    exit_description,
+    exited_children,
+    run_then_exit,
+    signal_all,
+)
 from cserver.server.shared_limit import ConnectionBudget
 
 logger = logging.getLogger("cserver")
@@ -69,18 +75,6 @@ class Worker:
     changes_w: int = -1  # the parent's end of this worker's change pipe
     quick_deaths: int = 0  # deaths in a row soon after start
     start_at: float = 0.0  # when a dead worker is due to be replaced
-
-
-def exit_description(status: int) -> str:
-    """``exited with status 1`` or ``was killed by signal 9 (SIGKILL)``."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = "unknown"
-        return f"was killed by signal {sig} ({name})"
-    return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
 class ProcessGroup:
@@ -183,9 +177,7 @@ class ProcessGroup:
         """In the child: build the server, serve until SIGTERM, exit; never return."""
 
         def serve() -> None:
-            die_with_parent(signal.SIGKILL)
-            if os.getppid() != self._pid:  # the parent died before prctl() took effect
-                os._exit(1)
+            die_with_parent(self._pid)
             self._leave_parent_state(worker)
             server = self.factory(worker.index)
             share = getattr(server, "share_connection_limit", None)
@@ -205,7 +197,7 @@ class ProcessGroup:
             print(f"cserver: worker process {number} started, pid {os.getpid()}", flush=True)
             server.serve_forever()
 
-        generation.run_then_exit(serve)
+        run_then_exit(serve)
 
     def _leave_parent_state(self, worker: Worker) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -238,7 +230,7 @@ class ProcessGroup:
         return max(0.0, min(due) - time.monotonic())
 
     def _reap(self) -> None:
-        for pid, status in generation.exited_children():
+        for pid, status in exited_children():
             worker = next((w for w in self.workers if w.pid == pid), None)
             if worker is None:
                 continue
@@ -293,9 +285,7 @@ class ProcessGroup:
     def _stop_all(self) -> None:
         for worker in self.workers:
             worker.start_at = 0.0
-            if worker.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGTERM)
+        signal_all(self.pids(), signal.SIGTERM)
         deadline = time.monotonic() + self.grace_period + KILL_AFTER / 2
         killed = False
         while self.pids():
@@ -303,9 +293,7 @@ class ProcessGroup:
             if not self.pids():
                 break
             if not killed and time.monotonic() > deadline:
-                for pid in self.pids():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+                signal_all(self.pids(), signal.SIGKILL)
                 killed = True
                 deadline = time.monotonic() + KILL_AFTER
             elif killed and time.monotonic() > deadline:
