@@ -18,7 +18,12 @@ PROG = "cserver"
 # Commands about the compose stack: they read a project's files, not its settings.
 STACK_COMMANDS = frozenset({"init", "doctor"})
 
-ALIASES = {"config": "cserver_config", "probe": "cserver_probe", "bootstrap": "cserver_bootstrap"}
+ALIASES = {
+    "config": "cserver_config",
+    "probe": "cserver_probe",
+    "bootstrap": "cserver_bootstrap",
+    "dev": "cserver_dev",
+}
 
 # Server commands skip the up-front django.setup(): Django's autoreloader must be the one
 # to import the project, so that a broken app module waits for a fix instead of crashing.
@@ -34,6 +39,8 @@ Commands:
   demo [runcserver args]   run the built-in demo project (SQLite unless DATABASE_URL is set):
                            migrates its database, then starts runcserver
   runcserver [addrport]    the concurrent development server, a drop-in for runserver
+  dev [runcserver args]    runcserver plus the side processes (Celery worker and beat, npm
+                           watch, CSERVER_SIDE_PROCESSES) in one prefixed stream
   config [args]            show cserver's resolved configuration and where each value comes from
   probe [args]             probe a running server's concurrency and database connection reuse
   bootstrap [--again]      run CSERVER_BOOTSTRAP once per database (the stack runs it after migrate)

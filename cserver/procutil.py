@@ -20,6 +20,7 @@ __all__ = [
     "die_with_parent",
     "exit_description",
     "exited_children",
+    "group_alive",
     "process_alive",
     "run_then_exit",
     "set_process_name",
@@ -115,6 +116,17 @@ def process_alive(pid: int) -> bool:
             return bool(fields) and fields[0] not in (b"Z", b"X")
     try:
         os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the process group ``pgid`` exists (zombies included)."""
+    try:
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -58,6 +58,9 @@ class Overrides:
     static_root: str | None = None
     bootstrap: str | None = None
     dev_deps: bool | None = None
+    # Comma-separated kinds of side process (worker, beat, redis, assets) to force or leave out.
+    with_sides: str | None = None
+    without_sides: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class Project:
     # The stack's side processes (workers, beat, asset watchers) and whether it has Redis.
     side_processes: dict[str, SideProcess] = field(default_factory=dict)
     redis: bool = False
+    # What init found of workers, beat, Redis and assets: one line each, evidence included.
+    side_lines: tuple[str, ...] = ()
 
     @property
     def media_mount(self) -> str | None:
@@ -120,7 +125,7 @@ class Project:
         for read in self.env_reads:
             need = "needed" if read.required else "optional"
             lines.append(f"{'environment':<13} {read.name} ({need})   [{read.where}]")
-        return lines
+        return lines + list(self.side_lines)
 
 
 def _slug(text: str) -> str:
@@ -160,6 +165,13 @@ def _settings_files(root: Path, module: str) -> tuple[str, list[SettingsFile]]:
         f"settings module {module!r} not found in {root} or {root / 'src'}: "
         "pass --settings with the module that DJANGO_SETTINGS_MODULE names"
     )
+
+
+def settings_paths(root: Path, module: str | None = None) -> tuple[str, list[Path]]:
+    """(source root, the files of the settings in use) for module or the detected one."""
+    name = module or _settings_module(root, None)[0]
+    source_root, files = _settings_files(root, name)
+    return source_root, [root / f.path for f in files]
 
 
 def check_python_line(line: str, source: str) -> str:

@@ -219,7 +219,7 @@ def _project(root: Path, module: str | None) -> Project | Finding:
     if module and not module.startswith("cserver."):
         chosen = replace(chosen, settings=module)
     try:
-        return with_sides(detect(root, chosen))
+        return with_sides(detect(root, chosen), chosen.with_sides, chosen.without_sides)
     except DetectError as exc:
         return Finding("problem", str(exc))
 
@@ -242,6 +242,12 @@ def stack_checks(root: Path, variables: Mapping[str, str]) -> Iterator[Finding]:
     if isinstance(project, Finding):
         yield project
         return
+    for line in project.side_lines:
+        kind, _, text = line.partition(" ")
+        if kind == "problem":
+            yield Finding("problem", text.strip())
+        else:
+            yield Finding("ok", f"{kind}: {text.strip()}")
     if view is not None and view.image and image_exists(view.image, environ):
         yield from check_inside_image(root, view, environ)
         return

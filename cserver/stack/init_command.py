@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="install the lock file's dev dependency groups too (default: no)",
     )
+    parser.add_argument(
+        "--with",
+        dest="with_sides",
+        metavar="KINDS",
+        help="generate these even if not detected, or fail saying why not: "
+        "worker,beat,redis,assets (recorded for the next run)",
+    )
+    parser.add_argument(
+        "--without",
+        dest="without_sides",
+        metavar="KINDS",
+        help="leave these out although detected: worker,beat,redis,assets ('' for none; "
+        "recorded for the next run)",
+    )
     return parser
 
 
@@ -113,11 +127,13 @@ def main(argv: list[str]) -> int:
         static_root=options.static_root,
         bootstrap=options.bootstrap,
         dev_deps=options.dev_deps,
+        with_sides=options.with_sides,
+        without_sides=options.without_sides,
     )
     root = Path(options.path)
     chosen = merged(given, recorded_overrides(root)) if root.is_dir() else given
     try:
-        project = with_sides(detect(root, chosen))
+        project = with_sides(detect(root, chosen), chosen.with_sides, chosen.without_sides)
     except DetectError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

@@ -18,7 +18,8 @@ from dotenv import dotenv_values
 
 from cserver.config import ConfigError, load_config
 from cserver.config.side import SideProcess
-from cserver.stack.detect import DetectError, Project
+from cserver.stack.detect import DetectError, Project, settings_paths
+from cserver.stack.sides_detect import Finding, SidesError, chosen, find_sides
 
 # Names init gives to services of its own: a side process cannot take one.
 GENERATED_SERVICES = frozenset({"db", "migrate", "bootstrap", "web", "probe", "redis"})
@@ -121,16 +122,40 @@ def declared_sides(root: Path) -> dict[str, SideProcess]:
     return dict(resolved.config.side_processes)
 
 
-def with_sides(project: Project) -> Project:
-    """project with its side processes and Redis; DetectError when they cannot be set up."""
+def _split(names: str | None) -> set[str]:
+    return {n.strip() for n in (names or "").split(",") if n.strip()}
+
+
+def with_sides(project: Project, with_: str | None = None, without: str | None = None) -> Project:
+    """project with its side processes and Redis: the detected ones (as --with / --without
+    choose) joined by the declared ones, which win by name; DetectError when they cannot be
+    set up."""
     try:
-        sides = declared_sides(project.root)
+        declared = declared_sides(project.root)
     except ConfigError as exc:
         raise DetectError("; ".join(exc.problems)) from None
-    redis = any("redis" in side.needs for side in sides.values())
-    project = replace(project, side_processes=sides, redis=redis)
+    findings = [] if project.demo else _findings(project)
+    try:
+        kept = chosen(findings, _split(with_), _split(without))
+    except SidesError as exc:
+        raise DetectError(str(exc)) from None
+    sides = {f.kind: f.side for f in kept if f.side and not f.problem}
+    sides.update(declared)
+    redis = any(f.kind == "redis" and not f.problem for f in kept)
+    redis = redis or any("redis" in side.needs for side in declared.values())
+    lines = [f.line() for f in kept]
+    lines += [
+        f"{'declared':<13} {name}: `{side.command}`   [{SIDE_VAR}]"
+        for name, side in sorted(declared.items())
+    ]
+    project = replace(project, side_processes=sides, redis=redis, side_lines=tuple(lines))
     try:
         side_services(project.side_processes, project.redis)
     except ServiceClash as exc:
         raise DetectError(str(exc)) from None
     return project
+
+
+def _findings(project: Project) -> list[Finding]:
+    source_root, files = settings_paths(project.root, project.settings_module)
+    return find_sides(project.root, source_root, files)

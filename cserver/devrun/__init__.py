@@ -1,0 +1,1 @@
+"""`cserver dev`: runcserver and the declared side processes, together, without Docker."""
