@@ -36,14 +36,18 @@ from bench.reload_projects import make_project, prepare  # noqa: E402
 
 DJANGO = [sys.executable, "-m", "django"]
 CSERVER = [sys.executable, "-m", "cserver"]
-# name -> (project, command, path to poll)
-CASES = {
-    "minimal runserver": ("minimal", [*DJANGO, "runserver"], "/version"),
-    "minimal runcserver": ("minimal", [*DJANGO, "runcserver"], "/version"),
-    "apps runserver": ("apps", [*DJANGO, "runserver"], "/version"),
-    "apps runcserver": ("apps", [*DJANGO, "runcserver"], "/version"),
-    "demo runserver": ("demo", [*DJANGO, "runserver"], "/"),
-    "demo cserver demo": ("demo", [*CSERVER, "demo"], "/"),
+# `cserver dev` with two side processes of its own starting beside web: what it adds over
+# runcserver alone is its own Django start, detection and the spawn (target <= 0.5 s).
+SIDES = {"CSERVER_SIDE_PROCESSES": '{"one": "sleep 600", "two": "sleep 600"}'}
+# name -> (project, command, path to poll, extra environment)
+CASES: dict[str, tuple[str, list[str], str, dict[str, str]]] = {
+    "minimal runserver": ("minimal", [*DJANGO, "runserver"], "/version", {}),
+    "minimal runcserver": ("minimal", [*DJANGO, "runcserver"], "/version", {}),
+    "apps runserver": ("apps", [*DJANGO, "runserver"], "/version", {}),
+    "apps runcserver": ("apps", [*DJANGO, "runcserver"], "/version", {}),
+    "apps cserver dev": ("apps", [*CSERVER, "dev"], "/version", SIDES),
+    "demo runserver": ("demo", [*DJANGO, "runserver"], "/", {}),
+    "demo cserver demo": ("demo", [*CSERVER, "demo"], "/", {}),
 }
 
 
@@ -127,19 +131,22 @@ def main(argv: list[str] | None = None) -> int:
             setups[kind] = environment(kind, Path(tmp) / kind)
         times: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.runs):  # interleaved, so background noise spreads over every case
-            for name, (kind, command, path) in cases.items():
+            for name, (kind, command, path, extra) in cases.items():
                 env, cwd = setups[kind]
+                env = {**env, **extra}
                 if name.endswith("(baseline)"):
                     env = {**env, "PYTHONPATH": f"{args.baseline}{os.pathsep}{env['PYTHONPATH']}"}
                 times[name].append(time_one(command, path, env, cwd))
         results = {name: statistics.median(values) for name, values in times.items()}
     print(f"\nCommand to first 200 response, median of {args.runs}\n")
-    print("| case | median | vs runserver |")
-    print("| --- | ---: | ---: |")
+    print("| case | median | vs runserver | over runcserver |")
+    print("| --- | ---: | ---: | ---: |")
     for name, value in results.items():
         anchor = results.get(name.split()[0] + " runserver")
         ratio = f"{value / anchor:.2f}x" if anchor else "-"
-        print(f"| {name} | {value * 1000:.0f} ms | {ratio} |")
+        own = results.get(name.split()[0] + " runcserver")
+        over = f"{(value - own) * 1000:+.0f} ms" if own and "dev" in name else "-"
+        print(f"| {name} | {value * 1000:.0f} ms | {ratio} | {over} |")
     return 0
 
 

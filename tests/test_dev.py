@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.cli import run_cserver
 from testkit.ports import free_port
 from testkit.procs import session_members
 from testkit.serverproc import ROOT, ServerProcess, get, server_env, wait_until
@@ -188,29 +189,25 @@ def test_web_exiting_stops_everything_with_its_status(
 
 
 def test_help_and_bad_names(tmp_path: Path, demo_env: dict[str, str]) -> None:
-    help_ = subprocess.run(
-        [sys.executable, "-m", "cserver", "dev", "--help"],
-        cwd=tmp_path,
-        env=demo_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def dev(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return run_cserver(tmp_path, "dev", *args, env=env, timeout=60)
+
+    help_ = dev("--help", env=demo_env)
     assert help_.returncode == 0
     for words in ("runcserver", "--without", "--grace", "kill -9", "CSERVER_SIDE_PROCESSES"):
         assert words in help_.stdout, words
     env = {**demo_env, "CSERVER_SIDE_PROCESSES": '{"steady": "sleep 600"}'}
-    bad = subprocess.run(
-        [sys.executable, "-m", "cserver", "dev", "--without", "wroker"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = dev("--without", "wroker", env=env)
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines() == [
-        "CommandError: --without wroker: no such side process (this project has: steady)"
+        "CommandError: --without wroker: no such side process "
+        "(this project has: steady; declare more in CSERVER_SIDE_PROCESSES)"
+    ]
+    only = dev("--only", "beat", env=env)
+    assert only.returncode != 0
+    assert only.stderr.strip().splitlines() == [
+        "CommandError: --only beat: no such side process "
+        "(this project has: steady; declare more in CSERVER_SIDE_PROCESSES)"
     ]
 
 

@@ -17,20 +17,10 @@ from cserver.stack.detect import DetectError, Overrides, detect
 from cserver.stack.render import render
 from cserver.stack.wheel import build_wheel
 from cserver.stack.write_plan import merged_ignore_file
+from testkit.cli import run_cserver
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_LINE = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def cserver(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m cserver ARGS` in cwd."""
-    return subprocess.run(
-        [sys.executable, "-m", "cserver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def startproject(where: Path, name: str = "mysite") -> Path:
@@ -87,7 +77,7 @@ def test_startproject_is_detected(tmp_path: Path) -> None:
 def test_init_writes_the_stack_and_says_what_it_found(tmp_path: Path) -> None:
     root = startproject(tmp_path / "p")
     before = snapshot(root)
-    proc = cserver("init", cwd=root)
+    proc = run_cserver(root, "init")
     assert proc.returncode == 0, proc.stderr
     written = set(snapshot(root)) - set(before)
     wheel = f"docker/cserver-{__import__('cserver').__version__}-py3-none-any.whl"
@@ -118,7 +108,7 @@ def test_init_writes_the_stack_and_says_what_it_found(tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     root = startproject(tmp_path / "p")
     before = snapshot(root)
-    proc = cserver("init", "--dry-run", cwd=root)
+    proc = run_cserver(root, "init", "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert snapshot(root) == before
     assert "would write  compose.yaml" in proc.stdout
@@ -127,10 +117,10 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 def test_second_run_changes_nothing(tmp_path: Path) -> None:
     root = startproject(tmp_path / "p")
-    assert cserver("init", str(root), cwd=tmp_path).returncode == 0
+    assert run_cserver(tmp_path, "init", str(root)).returncode == 0
     after_first = snapshot(root)
     mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
-    second = cserver("init", str(root), cwd=tmp_path)
+    second = run_cserver(tmp_path, "init", str(root))
     assert second.returncode == 0, second.stderr
     assert snapshot(root) == after_first
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
@@ -142,27 +132,27 @@ def test_existing_files_are_merged_or_kept_and_never_lost(tmp_path: Path) -> Non
     (root / "compose.yaml").write_text("services: {}\n")
     (root / ".dockerignore").write_text("mine\n")
     before = snapshot(root)
-    dry = cserver("init", "--dry-run", cwd=root)
+    dry = run_cserver(root, "init", "--dry-run")
     assert dry.returncode == 0, dry.stderr  # a dry run always shows the whole plan
     assert "would merge  .dockerignore (+ .git, .env" in dry.stdout
     assert "differs      compose.yaml" in dry.stdout
     assert "      -services: {}" in dry.stdout  # the diff, from theirs to init's
     assert "would write  docker/Dockerfile" in dry.stdout
     assert snapshot(root) == before
-    proc = cserver("init", cwd=root)
+    proc = run_cserver(root, "init")
     assert proc.returncode == 1
     [error] = proc.stderr.strip().splitlines()
     assert error.startswith("cserver init: error: compose.yaml differs from what init writes")
     assert "--force replaces, keeping NAME.orig" in error and "Traceback" not in proc.stderr
     assert snapshot(root) == before, "a conflict must leave every file as it was"
-    forced = cserver("init", "--force", cwd=root)
+    forced = run_cserver(root, "init", "--force")
     assert forced.returncode == 0, forced.stderr
     assert "replaced     compose.yaml (yours kept as compose.yaml.orig)" in forced.stdout
     assert (root / "compose.yaml").read_text().startswith("# Development stack")
     assert (root / "compose.yaml.orig").read_text() == "services: {}\n"
     ignored = (root / ".dockerignore").read_text().splitlines()
     assert ignored[0] == "mine" and ".env" in ignored and "# Added by cserver init" in ignored
-    again = cserver("init", cwd=root)
+    again = run_cserver(root, "init")
     assert again.returncode == 0 and "unchanged    .dockerignore" in again.stdout
 
 
@@ -256,7 +246,7 @@ def test_pyproject_src_layout_and_uv_lock(tmp_path: Path) -> None:
 def test_bad_overrides_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
     root = startproject(tmp_path / "p")
     before = snapshot(root)
-    proc = cserver("init", *args, cwd=root)
+    proc = run_cserver(root, "init", *args)
     assert proc.returncode == 1
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("cserver init: error: ") and message in line
@@ -266,7 +256,7 @@ def test_bad_overrides_are_one_line_errors(tmp_path: Path, args: list[str], mess
 def test_no_project_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DetectError, match=r"no manage\.py"):
         detect(tmp_path)
-    proc = cserver("init", str(tmp_path), cwd=tmp_path)
+    proc = run_cserver(tmp_path, "init", str(tmp_path))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -348,7 +338,7 @@ def test_cserver_commands_run_in_a_project_without_the_app(tmp_path: Path) -> No
 
 def test_doctor_reports_a_bad_env_value_like_runcserver(tmp_path: Path) -> None:
     root = startproject(tmp_path / "p")
-    assert cserver("init", cwd=root).returncode == 0
+    assert run_cserver(root, "init").returncode == 0
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()

@@ -227,10 +227,11 @@ class ServerConfig(BaseSettings):
     # `cserver dev` runs them locally. No runcserver flag: the server never reads them.
     side_processes: Annotated[SideProcesses, Cli(NO_FLAG)] = Field(
         default_factory=dict,
-        description="processes run next to the server (workers, schedulers, asset watchers), "
-        'as JSON: {"NAME": "COMMAND"} or {"NAME": {"command": ..., "reload": true, '
-        '"needs": ["db", "redis"], "image": "app" or "node"}}; they join the detected ones '
-        "and replace one of the same name",
+        description="processes run next to the server (workers, schedulers, asset watchers) "
+        'by cserver dev and as stack services, as JSON: {"NAME": "COMMAND"} or {"NAME": '
+        '{"command": ..., "reload": true, "needs": ["db", "redis"], "image": "app" or "node", '
+        '"healthcheck": COMMAND, "output": DIR}}; they join the detected ones and replace one '
+        "of the same name",
     )
     bootstrap: Annotated[str | None, Cli(NO_FLAG)] = Field(
         None,

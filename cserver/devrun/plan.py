@@ -29,21 +29,36 @@ def dev_specs(
     without: set[str],
     *,
     only_web: bool = False,
+    only: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[Spec], dict[str, SideProcess]]:
-    """The processes to run, web first, and the side processes among them."""
+    """The processes to run, web first, and the side processes among them; with only, just
+    those side processes (web is not started)."""
     sides = {} if only_web else project_sides(config, root)
-    unknown = without - set(sides) - {WEB}
-    if unknown:
-        names = ", ".join(sorted(sides)) or "none"
-        raise NoSuchProcess(
-            f"--without {','.join(sorted(unknown))}: no such side process "
-            f"(this project has: {names})"
-        )
+    for option, names in (("--without", without), ("--only", only)):
+        unknown = names - set(sides) - {WEB}
+        if unknown:
+            found = ", ".join(sorted(sides)) or "none"
+            raise NoSuchProcess(
+                f"{option} {','.join(sorted(unknown))}: no such side process "
+                f"(this project has: {found}; declare more in CSERVER_SIDE_PROCESSES)"
+            )
     if WEB in without:
         raise NoSuchProcess("--without web: web is what cserver dev runs; use runcserver alone")
-    sides = {name: side for name, side in sides.items() if name not in without}
+    if WEB in only:
+        raise NoSuchProcess("--only web: use --only-web, or runcserver alone")
+    sides = {
+        name: side
+        for name, side in sides.items()
+        if name not in without and (not only or name in only)
+    }
+    from cserver.stack.sides_detect import npm_script_problem
+
+    for name, side in sorted(sides.items()):
+        problem = npm_script_problem(root, name, side.command)
+        if problem:
+            raise NoSuchProcess(problem)
     web = Spec(WEB, [sys.executable, "-m", "cserver", "runcserver", *web_args], web=True)
-    specs = [web]
+    specs = [] if only else [web]
     specs += [Spec(name, side.argv(), reload=side.reload) for name, side in sorted(sides.items())]
     return specs, sides
 

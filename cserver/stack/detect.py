@@ -87,6 +87,7 @@ class Project:
     redis: bool = False
     # What init found of workers, beat, Redis and assets: one line each, evidence included.
     side_lines: tuple[str, ...] = ()
+    side_origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def media_mount(self) -> str | None:

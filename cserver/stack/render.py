@@ -50,7 +50,7 @@ def context(project: Project, chosen: Overrides | None = None) -> dict:
     python_source = project.sources.get("python", "")
     variables = project_variables(project)
     env_example = {"bootstrap": project.bootstrap or ""}
-    sides = side_services(project.side_processes, project.redis)
+    sides = side_services(project.side_processes, project.redis, project.side_origins)
     outputs = shared_outputs(sides)
     return {
         "redis": project.redis,

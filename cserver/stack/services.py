@@ -19,7 +19,13 @@ from dotenv import dotenv_values
 from cserver.config import ConfigError, load_config
 from cserver.config.side import SideProcess
 from cserver.stack.detect import DetectError, Project, settings_paths
-from cserver.stack.sides_detect import Finding, SidesError, chosen, find_sides
+from cserver.stack.sides_detect import (
+    Finding,
+    SidesError,
+    chosen,
+    find_sides,
+    npm_script_problem,
+)
 
 # Names init gives to services of its own: a side process cannot take one.
 GENERATED_SERVICES = frozenset({"db", "migrate", "bootstrap", "web", "probe", "redis"})
@@ -43,6 +49,7 @@ class SideService:
     healthcheck: str | None  # JSON list for `test:`, `$` escaped
     reload: bool
     output: str | None
+    origin: str = "declared in CSERVER_SIDE_PROCESSES"
 
     @property
     def output_volume(self) -> str | None:
@@ -55,7 +62,9 @@ def _compose_json(argv: list[str]) -> str:
     return json.dumps(argv).replace("$", "$$")
 
 
-def side_services(sides: dict[str, SideProcess], redis: bool) -> list[SideService]:
+def side_services(
+    sides: dict[str, SideProcess], redis: bool, origins: dict[str, str] | None = None
+) -> list[SideService]:
     """The compose services for sides, in name order; ServiceClash for a reserved name."""
     services = []
     for name, side in sorted(sides.items()):
@@ -82,6 +91,7 @@ def side_services(sides: dict[str, SideProcess], redis: bool) -> list[SideServic
                 healthcheck=check,
                 reload=side.reload,
                 output=side.output,
+                origin=(origins or {}).get(name, SideService.origin),
             )
         )
     return services
@@ -140,7 +150,13 @@ def with_sides(project: Project, with_: str | None = None, without: str | None =
     except SidesError as exc:
         raise DetectError(str(exc)) from None
     sides = {f.kind: f.side for f in kept if f.side and not f.problem}
+    origins = {f.kind: f"found by init ({f.evidence})" for f in kept if f.side}
+    for name, side in sorted(declared.items()):
+        problem = npm_script_problem(project.root, name, side.command)
+        if problem:
+            raise DetectError(problem)
     sides.update(declared)
+    origins.update((name, SideService.origin) for name in declared)
     redis = any(f.kind == "redis" and not f.problem for f in kept)
     redis = redis or any("redis" in side.needs for side in declared.values())
     lines = [f.line() for f in kept]
@@ -148,7 +164,13 @@ def with_sides(project: Project, with_: str | None = None, without: str | None =
         f"{'declared':<13} {name}: `{side.command}`   [{SIDE_VAR}]"
         for name, side in sorted(declared.items())
     ]
-    project = replace(project, side_processes=sides, redis=redis, side_lines=tuple(lines))
+    project = replace(
+        project,
+        side_processes=sides,
+        side_origins=origins,
+        redis=redis,
+        side_lines=tuple(lines),
+    )
     try:
         side_services(project.side_processes, project.redis)
     except ServiceClash as exc:

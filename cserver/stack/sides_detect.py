@@ -148,7 +148,12 @@ def _celery(root: Path, source_root: str, settings_files: list[Path]) -> list[Fi
     redis = _redis(root, settings_files) is not None
     needs: tuple[str, ...] = ("redis",) if redis else ()
     worker = SideProcess(
-        command=f"celery -A {name} worker -l info",
+        # A worker restarts on every code change, so its stop and start are the edit loop:
+        # the prefork pool takes 1.5-2.6 s to stop when idle, the thread pool 0.2 s (still
+        # one task per core at once), and without mingle a start does not wait a second for
+        # neighbours to share revoked tasks with (a development stack has none). A project
+        # that wants prefork declares its worker in CSERVER_SIDE_PROCESSES.
+        command=f"celery -A {name} worker -l info --pool threads --without-mingle",
         reload=True,
         needs=needs,
         healthcheck=f"celery -A {name} inspect ping -d celery@$HOSTNAME",
@@ -162,8 +167,10 @@ def _celery(root: Path, source_root: str, settings_files: list[Path]) -> list[Fi
                 if hit[1] == "django_celery_beat"
                 else ""
             )
+            # The schedule is code (settings, the app module): an edit restarts beat too.
             beat = SideProcess(
                 command=f"celery -A {name} beat -l info{scheduler}",
+                reload=True,
                 needs=needs,
             )
             found.append(Finding("beat", f"{hit[0]} {hit[1]}", beat))
@@ -225,6 +232,34 @@ def _assets(root: Path) -> list[Finding]:
     )
     side = SideProcess(command=f"npm run {name}", image="node", output=output)
     return [Finding("assets", f"package.json:{number} script {name!r}", side)]
+
+
+_NPM_RUN = re.compile(r"^\s*npm\s+run(?:-script)?\s+([\w:.-]+)")
+
+
+def npm_script_problem(root: Path, name: str, command: str) -> str | None:
+    """One line when command runs an npm script that package.json does not have."""
+    match = _NPM_RUN.match(command)
+    if not match:
+        return None
+    script = match.group(1)
+    path = root / "package.json"
+    try:
+        scripts = json.loads(path.read_text(encoding="utf-8")).get("scripts") or {}
+    except FileNotFoundError:
+        return (
+            f"side process {name!r} runs `{command}`, but there is no package.json in "
+            f"{root}: fix its command in CSERVER_SIDE_PROCESSES"
+        )
+    except (OSError, ValueError, AttributeError):
+        return f"side process {name!r} runs `{command}`, but package.json is not valid JSON"
+    if script in scripts:
+        return None
+    have = ", ".join(sorted(scripts)) or "none"
+    return (
+        f"side process {name!r} runs `{command}`, but package.json has no script "
+        f"{script!r} (it has: {have}): fix its command in CSERVER_SIDE_PROCESSES"
+    )
 
 
 def _output_dir(script: str) -> str | None:

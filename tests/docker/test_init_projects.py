@@ -229,6 +229,12 @@ BUILDERS = {
 }
 
 
+def share_with_containers(tree: Path) -> None:
+    """Readable by the container user when compose syncs or builds from it."""
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 class ProjectStack:
     """`docker compose -p UNIQUE` on a project's generated compose.yaml."""
 
@@ -307,6 +313,31 @@ class ProjectStack:
         except docker.errors.ImageNotFound:
             return ""
 
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[list[str]]:
+        """`docker compose watch --no-up` while the block runs; yields its output so far."""
+        watch = subprocess.Popen(
+            self.argv("watch", "--no-up"),
+            cwd=self.project.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(watch.stdout or []), daemon=True)
+        reader.start()
+        try:
+            yield output
+        finally:
+            watch.terminate()
+            try:
+                watch.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+                watch.wait(timeout=20)
+            reader.join(timeout=5)
+
     def remove(self) -> None:
         """down -v; whatever compose leaves (or could not remove) goes through the SDK."""
         try:
@@ -322,9 +353,22 @@ class ProjectStack:
                 container.remove(force=True, v=True)
             for volume in self.volumes():
                 volume.remove(force=True)
-            with contextlib.suppress(Exception):  # already gone, or never built
-                self.client.images.remove(f"{self.env['CSERVER_IMAGE']}:latest", force=True)
+            # The app image, and the Node.js image of an assets side process.
+            for tag in (self.env["CSERVER_IMAGE"], f"{self.env['CSERVER_IMAGE']}-assets"):
+                with contextlib.suppress(Exception):  # already gone, or never built
+                    self.client.images.remove(f"{tag}:latest", force=True)
             self.client.close()
+
+
+@contextlib.contextmanager
+def stack_for(tree: Path, root: Path) -> Iterator[ProjectStack]:
+    """The stack of the project at root (written under tree), removed however the block ends."""
+    share_with_containers(tree)
+    stack = ProjectStack(Project(root, root, "3.13", ""))
+    try:
+        yield stack
+    finally:
+        stack.remove()
 
 
 @pytest.fixture(params=sorted(BUILDERS))
@@ -342,9 +386,7 @@ def project_stack(
     )
     assert init.returncode == 0, init.stderr
     assert f"python:{project.python}-slim" in init.stdout, init.stdout
-    # Readable by the container user when compose syncs or builds from it.
-    for path in [tmp_path, *tmp_path.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    share_with_containers(tmp_path)
     stack = ProjectStack(project)
     try:
         yield stack
@@ -355,21 +397,10 @@ def project_stack(
 def _watch_until_served(stack: ProjectStack, image: str) -> tuple[str, int, str | None]:
     """Run `docker compose watch`, edit the view until the new text is served, then change
     the project's rebuild_on file if it has one; (output, edits, image after that change)."""
-    watch = subprocess.Popen(
-        stack.argv("watch", "--no-up"),
-        cwd=stack.project.root,
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(watch.stdout or []), daemon=True)
-    reader.start()
     views = stack.project.code_root / "polls" / "views.py"
     text = views.read_text()
     edits = 0
-    try:
+    with stack.watching() as output:
         # Watch syncs only once it has set up; keep editing (new content each time) until served.
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and stack.served("/polls/hello") != HELLO_V2:
@@ -388,14 +419,6 @@ def _watch_until_served(stack: ProjectStack, image: str) -> tuple[str, int, str 
                 return current if current != image and healthy else None
 
             rebuilt = wait_for(new_image_serving, timeout=240, interval=1)
-    finally:
-        watch.terminate()
-        try:
-            watch.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            watch.kill()
-            watch.wait(timeout=20)
-        reader.join(timeout=5)
     return "".join(output), edits, rebuilt
 
 

@@ -14,31 +14,20 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testkit.cli import run_cserver
 from tests.docker.conftest import BUILD_TIMEOUT
-from tests.docker.test_init_projects import Project, ProjectStack
+from tests.docker.test_init_projects import ProjectStack, stack_for
 from tests.realproj import API_TOKEN_VAR, MEDIA_ROOT, OWN_DOCKERIGNORE, write_realproj
 
 SHOW_DATABASE = (
     "from django.db import connection as c; c.ensure_connection(); "
     "print('db:', c.vendor, c.settings_dict['HOST'])"
 )
-
-
-def cserver(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cserver", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def dependency_layer_cached(build_log: str) -> bool:
@@ -51,23 +40,18 @@ def dependency_layer_cached(build_log: str) -> bool:
 @pytest.fixture
 def real_stack(docker_engine: None, tmp_path: Path) -> Iterator[ProjectStack]:
     root = write_realproj(tmp_path, lock=True)
-    for path in [tmp_path, *tmp_path.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    stack = ProjectStack(Project(root, root, "3.13", ""))
-    try:
+    with stack_for(tmp_path, root) as stack:
         yield stack
-    finally:
-        stack.remove()
 
 
 def test_init_on_a_real_project_needs_no_hand_edit(real_stack: ProjectStack) -> None:
     stack = real_stack
     root = stack.project.root
-    dry = cserver(root, stack.env, "init", "--dry-run")
+    dry = run_cserver(root, "init", "--dry-run", env=stack.env, timeout=300)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would merge  .dockerignore" in dry.stdout and "nothing was written" in dry.stdout
     assert not (root / "compose.yaml").exists()
-    init = cserver(root, stack.env, "init")
+    init = run_cserver(root, "init", env=stack.env, timeout=300)
     assert init.returncode == 0, init.stdout + init.stderr
     assert f"media files   {MEDIA_ROOT} on the volume 'media'" in init.stdout
     assert f"needs        {API_TOKEN_VAR} in .env" in init.stdout
@@ -78,14 +62,14 @@ def test_init_on_a_real_project_needs_no_hand_edit(real_stack: ProjectStack) -> 
     build = stack.compose("--progress", "plain", "build", "web", timeout=BUILD_TIMEOUT)
     assert "--no-default-groups" in build.stdout + build.stderr
     # Built, without the token: doctor runs manage.py in the image and names the variable.
-    doctor = cserver(root, stack.env, "doctor")
+    doctor = run_cserver(root, "doctor", env=stack.env, timeout=300)
     assert doctor.returncode == 1, doctor.stdout
     [line] = [line for line in doctor.stdout.splitlines() if line.startswith("problem")]
     assert "not ready: settings realproj.settings.dev do not load in the image" in line
     assert API_TOKEN_VAR in line
     (root / ".env").write_text(f"{API_TOKEN_VAR}=token-from-dotenv\n")
     (root / ".env").chmod(0o644)
-    doctor = cserver(root, stack.env, "doctor")
+    doctor = run_cserver(root, "doctor", env=stack.env, timeout=300)
     assert doctor.returncode == 0, doctor.stdout
     assert (
         "ok      in the image, `python manage.py shell` sees the stack's database: "
@@ -137,9 +121,13 @@ def test_init_on_a_real_project_needs_no_hand_edit(real_stack: ProjectStack) -> 
 
     # Another settings module: init shows the change, --force keeps the old file, and the
     # rebuild reuses the dependency layer.
-    switched = cserver(root, stack.env, "init", "--settings", "realproj.settings.ci")
+    switched = run_cserver(
+        root, "init", "--settings", "realproj.settings.ci", env=stack.env, timeout=300
+    )
     assert switched.returncode == 1 and "differs      compose.yaml" in switched.stdout
-    forced = cserver(root, stack.env, "init", "--settings", "realproj.settings.ci", "--force")
+    forced = run_cserver(
+        root, "init", "--settings", "realproj.settings.ci", "--force", env=stack.env, timeout=300
+    )
     assert forced.returncode == 0, forced.stderr
     assert (root / "compose.yaml.orig").is_file()
     for path in root.rglob("*"):

@@ -60,6 +60,13 @@ class Command(BaseCommand):
             help="side processes not to run, comma-separated (e.g. --without beat,assets)",
         )
         parser.add_argument(
+            "--only",
+            default="",
+            metavar="NAMES",
+            help="run these side processes alone, without web (e.g. --only worker: how a "
+            "stack's worker restarts on code changes through cserver's watcher)",
+        )
+        parser.add_argument(
             "--only-web",
             action="store_true",
             help="run runcserver alone, as `cserver runcserver` would",
@@ -86,9 +93,14 @@ class Command(BaseCommand):
         except ConfigError as err:
             exit_on_config_error(err, self.stderr)
         cwd = Path.cwd()
-        without = {n.strip() for n in options["without"].split(",") if n.strip()}
+        without = _names(options["without"])
+        only = _names(options["only"])
+        if only and (options["only_web"] or args):
+            raise CommandError("--only runs side processes without web: no runcserver arguments")
         try:
-            specs, sides = dev_specs(config, cwd, list(args), without, only_web=options["only_web"])
+            specs, sides = dev_specs(
+                config, cwd, list(args), without, only_web=options["only_web"], only=only
+            )
         except NoSuchProcess as exc:
             raise CommandError(str(exc)) from None
         colour = use_colour(sys.stdout, options["no_color"])
@@ -103,3 +115,7 @@ class Command(BaseCommand):
         status = runner.run()
         if status:
             raise SystemExit(status)
+
+
+def _names(value: str) -> set[str]:
+    return {n.strip() for n in value.split(",") if n.strip()}
