@@ -129,12 +129,3 @@ def prepare(base: Path, kind: str, env: dict[str, str]) -> None:
 
 def write_version(base: Path, version: int) -> None:
     write_later(base / "benchproj" / "views.py", VIEWS.format(version=version))
-
-
-def without_watchfiles(base: Path) -> str:
-    """A directory that, first on PYTHONPATH, makes ``import watchfiles`` fail: the reloader
-    then polls with stat(), which is what it does where watchfiles is not installed."""
-    shim = base / "no-watchfiles"
-    (shim / "watchfiles").mkdir(parents=True)
-    (shim / "watchfiles" / "__init__.py").write_text("raise ImportError('disabled by the bench')\n")
-    return str(shim)

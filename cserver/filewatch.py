@@ -7,8 +7,8 @@ directories' ``*.mo``), whose changes the running generation applies without a r
 
 Events come from watchfiles (inotify on Linux, FSEvents on macOS), as for uvicorn. Where
 events never arrive (a Docker Desktop bind mount from macOS or Windows, NFS or SMB, WSL's
-``/mnt``), ``WATCHFILES_FORCE_POLLING=1`` makes watchfiles poll; without watchfiles
-installed, a thread here polls every 0.3 s.
+``/mnt``), ``WATCHFILES_FORCE_POLLING=1`` makes watchfiles poll (every 0.3 s, or
+``WATCHFILES_POLL_DELAY_MS``): watchfiles is a dependency, so there is no polling of our own.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 
 from django.utils import autoreload
 
-POLL_INTERVAL = 0.3
 # How long to keep gathering once one event came: an editor's save is several events.
 EVENT_STEP_MS = 20
 
@@ -93,21 +92,11 @@ class Watch:
                 return True
         return False
 
-    def snapshot(self) -> dict[Path, float]:
-        stamps = {}
-        for directory in self.dirs():
-            try:
-                entries = list(os.scandir(directory))
-            except OSError:
-                continue
-            for entry in entries:
-                path = Path(entry.path)
-                if self.is_code(path) or self.is_restartless(path):
-                    try:
-                        stamps[path] = entry.stat().st_mtime
-                    except OSError:
-                        continue
-        return stamps
+
+def polling_asked() -> bool:
+    """Whether WATCHFILES_FORCE_POLLING asks for polling (any value but false/disable[d])."""
+    value = os.environ.get("WATCHFILES_FORCE_POLLING", "")
+    return bool(value) and value.lower() not in {"false", "disable", "disabled"}
 
 
 class Watcher:
@@ -117,25 +106,15 @@ class Watcher:
         self.watch = watch
         self.on_change = on_change
         self._stop = threading.Event()
-        try:
-            import watchfiles  # noqa: F401
-
-            self.kind = "watchfiles"
-        except ImportError:
-            self.kind = "polling"
-        self._thread = threading.Thread(target=self._run, name="cserver-watch", daemon=True)
+        # What the first output line names; watchfiles reads the same variable itself.
+        self.kind = "watchfiles, polling" if polling_asked() else "watchfiles"
+        self._thread = threading.Thread(target=self._events, name="cserver-watch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-
-    def _run(self) -> None:
-        if self.kind == "watchfiles":
-            self._events()
-        else:
-            self._poll()
 
     def _events(self) -> None:
         import watchfiles
@@ -158,15 +137,6 @@ class Watcher:
 
     def _relevant(self, path: Path) -> bool:
         return self.watch.is_code(path) or self.watch.is_restartless(path)
-
-    def _poll(self) -> None:
-        before = self.watch.snapshot()
-        while not self._stop.wait(POLL_INTERVAL):
-            now = self.watch.snapshot()
-            changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
-            before = now
-            if changed:
-                self.on_change(changed)
 
 
 def packages_stamp() -> tuple[float, ...]:

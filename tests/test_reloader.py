@@ -241,6 +241,18 @@ def test_template_edit_needs_no_restart(project: Path) -> None:
         assert body(server).split("pid ")[1] == pid
 
 
+def test_forced_polling_still_reloads_code_and_templates(project: Path) -> None:
+    # Where a mount delivers no events, watchfiles polls when asked; it must see both kinds.
+    with start_reloading(project, env_extra={"WATCHFILES_FORCE_POLLING": "1"}) as server:
+        assert "Watching for file changes with watchfiles, polling" in server.output()
+        assert body(server).startswith("version 1")
+        write_views(project, 2)
+        assert wait_until(lambda: body(server).startswith("version 2"), 15, 0.1)
+        page = project / "relproj" / "templates" / "page.html"
+        page.write_text("template polled")
+        assert wait_until(lambda: body(server, "/page") == "template polled", 10, 0.1)
+
+
 def test_sighup_starts_a_new_generation(project: Path) -> None:
     with start_reloading(project) as server:
         pid = body(server).split("pid ")[1]
