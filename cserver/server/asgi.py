@@ -119,7 +119,8 @@ class ASGIServer(ServerCore):
             timeout_graceful_shutdown=_whole_seconds(limits.grace_period),
             # --connection-limit is enforced by the protocol, as connections are accepted.
             limit_concurrency=None,
-            backlog=128,
+            # asyncio listens on the socket again, with this backlog.
+            backlog=limits.backlog,
         )
 
 

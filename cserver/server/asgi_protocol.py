@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
-import time
 from typing import Any
 
 import h11
@@ -28,12 +26,10 @@ from cserver.server.context import ServerContext
 from cserver.server.handler import error_response, log_error, log_request
 from cserver.server.http import HttpError
 from cserver.server.limits import LINGER_TIMEOUT
+from cserver.server.refusals import RefusalLog
 
-logger = logging.getLogger("cserver")
 _TIMEOUT_BODY = b"408 Request Timeout: request head too slow\n"
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
-# Refusals are logged at most this often (seconds), with the count since the last line.
-_REFUSAL_LOG_INTERVAL = 5.0
 
 
 class CserverH11Protocol(H11Protocol):
@@ -41,10 +37,9 @@ class CserverH11Protocol(H11Protocol):
 
     # protocol_class() makes a subclass for one server.
     ctx: ServerContext
-    header_timeout: float = 10.0
-    connection_limit: int = 1000
-    _refused = 0
-    _refusal_logged_at = -1e9
+    header_timeout: float
+    connection_limit: int
+    refusal_log: RefusalLog
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -165,18 +160,7 @@ class CserverH11Protocol(H11Protocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
-        cls = type(self)
-        cls._refused += 1
-        now = time.monotonic()
-        if now - cls._refusal_logged_at >= _REFUSAL_LOG_INTERVAL:
-            logger.warning(
-                "cserver: connection limit (%d) reached; refused %d connection(s) with 503 "
-                "(raise it with --connection-limit or CSERVER_CONNECTION_LIMIT)",
-                self.connection_limit,
-                cls._refused,
-            )
-            cls._refused = 0
-            cls._refusal_logged_at = now
+        self.refusal_log.refused(self.connection_limit)
 
 
 def protocol_class(ctx: ServerContext) -> type[CserverH11Protocol]:
@@ -185,5 +169,6 @@ def protocol_class(ctx: ServerContext) -> type[CserverH11Protocol]:
         "ctx": ctx,
         "header_timeout": ctx.limits.header_timeout,
         "connection_limit": ctx.limits.connection_limit,
+        "refusal_log": RefusalLog(),
     }
     return type("CserverH11Protocol", (CserverH11Protocol,), values)

@@ -18,6 +18,7 @@ from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
 from cserver.server.limits import MAX_LINGERING, Limits
+from cserver.server.refusals import RefusalLog
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
 __all__ = ["BaseServer", "Lifecycle", "Limits", "ServerCore", "create_listener", "wait_readable"]
@@ -148,8 +149,7 @@ class BaseServer(ServerCore):
         self.selector = selectors.DefaultSelector()
         self.accepting = False
         self.refused = 0
-        self._refused_reported = 0
-        self._refusal_logged_at = -1e9
+        self._refusal_log = RefusalLog()
         self._accept_paused_until = 0.0
         self._lingering: dict[int, ClientConnection] = {}
         # Refused connections linger too, so a flood over the limit gets clean 503s. With
@@ -278,17 +278,7 @@ class BaseServer(ServerCore):
         # The client may not have sent its request yet: closing before it does would make
         # that request draw a reset, which can destroy the 503 before the client reads it.
         self.linger(conn, max(self.limits.linger_timeout, self.limits.keepalive_timeout))
-        now = time.monotonic()
-        if now - self._refusal_logged_at >= 5:
-            count = self.refused - self._refused_reported
-            logger.warning(
-                "cserver: connection limit (%d) reached; refused %d connection(s) with 503 "
-                "(raise it with --connection-limit or CSERVER_CONNECTION_LIMIT)",
-                self.limits.connection_limit,
-                count,
-            )
-            self._refused_reported = self.refused
-            self._refusal_logged_at = now
+        self._refusal_log.refused(self.limits.connection_limit)
 
     def linger(self, conn: ClientConnection, timeout: float | None = None) -> None:
         """Close after an error response without a reset (selector thread only)."""

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
+from cserver.server.grammar import TOKEN
 from cserver.server.limits import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
@@ -36,14 +37,14 @@ __all__ = [
     "take_head",
 ]
 
-_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RE = re.compile(TOKEN.encode())
 # Control characters other than HTAB, CR and LF are never valid in a head. (Deleting them
 # with bytes.translate and comparing lengths is several times faster than a regex search.)
 _CTL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _TARGET_BAD_RE = re.compile(rb"[\x00-\x20\x7f]")
 _LENGTH_RE = re.compile(rb"[0-9]{1,18}")
 # Header names joined by LF: tokens only.
-_NAMES_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
+_NAMES_RE = re.compile(f"{TOKEN}(?:\n{TOKEN})*")
 # A chunk-size line: hex digits, then nothing or ";" and extensions, which are ignored. No
 # whitespace around the size, no control characters (RFC 9112 section 7.1; the BWS it
 # allows before ";" is refused too, as h11 does: no client sends it).

@@ -44,6 +44,7 @@ class Limits:
     grace_period: float
     workers: int
     connection_limit: int  # open client connections; more get a fast 503
+    backlog: int  # connections the kernel queues before they are accepted
     max_body_bytes: int
     io_timeout: float
     body_timeout: float

@@ -19,6 +19,7 @@ from typing import Any
 from cserver.server.canned import SERVER_HEADER, canned_response
 from cserver.server.conn import ClientConnection, ClientGone
 from cserver.server.context import ServerContext
+from cserver.server.grammar import TOKEN
 from cserver.server.sendfile import FileWrapper, send_file
 
 # Same logger and message shape as Django's runserver, so LOGGING configs keep working.
@@ -37,7 +38,7 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     ]
 )
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RE = re.compile(TOKEN)
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9] [^\r\n\x00]*")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)

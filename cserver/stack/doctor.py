@@ -20,6 +20,7 @@ from cserver.stack.doctor_stack import (
     compose_view,
     image_exists,
 )
+from cserver.stack.envdoc import CONTAINER_PORT
 from cserver.stack.envmap import project_variables, unset_required
 from cserver.stack.recorded import recorded_overrides
 from cserver.stack.services import with_sides
@@ -89,13 +90,17 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def published_address(variables: Mapping[str, str]) -> tuple[str, str]:
-    """(host address, port) web is published on, resolved like compose.yaml does."""
+    """(host address, port) web is published on, resolved like compose.yaml does.
+
+    Only for a machine where `docker compose config` cannot run (no compose, no compose.yaml
+    yet): where it runs, stack_checks takes the address compose itself resolved.
+    """
 
     def first(*names: str, default: str) -> str:
         return next((variables[n] for n in names if variables.get(n)), default)
 
     host = first("CSERVER_HOST_ADDR", "CSERVER_ADDR", default="127.0.0.1")
-    port = first("CSERVER_HOST_PORT", "CSERVER_PORT", default="8000")
+    port = first("CSERVER_HOST_PORT", "CSERVER_PORT", default=str(CONTAINER_PORT))
     return host, port
 
 

@@ -6,7 +6,12 @@ from typing import Any
 
 from cserver.config import ServerConfig, env_name
 
-# Inside the container the server always binds 0.0.0.0:8000: these choose the published port.
+# Inside the container the server binds 0.0.0.0 on the model's default port, and compose
+# publishes it there unless told otherwise: one number, declared once, in ServerConfig.
+CONTAINER_PORT: int = ServerConfig.model_fields["port"].default
+
+# Inside the container the server always binds 0.0.0.0:CONTAINER_PORT: these choose the
+# published port.
 NOT_PASSED_TO_WEB = frozenset({"addr", "port", "ipv6", "side_processes", "bootstrap"})
 
 # Where the stack deliberately defaults differently from the server outside a container.
@@ -27,9 +32,9 @@ _COMPOSE_NOTES = {
 # What a setting means in the stack, beyond its description in the model.
 _STACK_NOTES = {
     "ipv6": "Not used by compose: publish on an IPv6 address with CSERVER_HOST_ADDR=::1.",
-    "addr": "In compose the server listens on 0.0.0.0:8000 inside `web`; CSERVER_ADDR and "
-    "CSERVER_PORT choose where it is published on your machine unless CSERVER_HOST_ADDR / "
-    "CSERVER_HOST_PORT are set.",
+    "addr": f"In compose the server listens on 0.0.0.0:{CONTAINER_PORT} inside `web`; "
+    "CSERVER_ADDR and CSERVER_PORT choose where it is published on your machine unless "
+    "CSERVER_HOST_ADDR / CSERVER_HOST_PORT are set.",
     "diagnostics_allow_remote": "Default true in compose: there every request comes from the "
     "Docker network, and the published address (CSERVER_HOST_ADDR) decides who can connect.",
 }

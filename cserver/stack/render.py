@@ -7,7 +7,7 @@ from importlib import resources
 
 from cserver import __version__
 from cserver.stack.detect import DEFAULT_DRIVER, Overrides, Project
-from cserver.stack.envdoc import compose_environment_lines, env_example_lines
+from cserver.stack.envdoc import CONTAINER_PORT, compose_environment_lines, env_example_lines
 from cserver.stack.envmap import project_variables
 from cserver.stack.recorded import record_line
 from cserver.stack.services import ASSETS_DOCKERFILE, REDIS_URL, shared_outputs, side_services
@@ -77,6 +77,8 @@ def context(project: Project, chosen: Overrides | None = None) -> dict:
         "server_lines": env_example_lines(env_example),
         "media_dir": project.media_dir,
         "media_mount": project.media_mount,
+        # A str: Django's template engine would localize an int, which needs settings.
+        "container_port": str(CONTAINER_PORT),
         "health_path": health,
         "probe_path": probe,
         "sync_path": sync[0],

@@ -37,7 +37,10 @@ def team_stack(docker_engine: None, tmp_path: Path) -> Iterator[ProjectStack]:
 def run_task(stack: ProjectStack, timeout: float = 30) -> str:
     """Enqueue a task through web and wait for the row the worker writes; its value."""
     key = secrets.token_hex(4)
-    assert stack.get(f"/enqueue?key={key}").status_code == 200
+    enqueued = stack.get(f"/enqueue?key={key}")
+    if enqueued.status_code != 200:
+        logs = stack.compose("logs", "--no-color", "--tail", "60", "web", "redis", "worker")
+        pytest.fail(f"/enqueue answered {enqueued.status_code}:\n{logs.stdout}{logs.stderr}")
 
     def value() -> str | None:
         found = stack.get(f"/result?key={key}").json()["value"]
