@@ -101,4 +101,5 @@ def django_lifecycle() -> Lifecycle:
         child_started=start_child,
         child_finished=close_all,
         server_stopped=close_all,
+        process_started=forget_inherited_connections,
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from cserver import generation
 from cserver.delay import RandomDelay
 from cserver.server.base import BaseServer, Lifecycle, create_listener
 from cserver.server.context import ServerContext, WSGIApp
@@ -13,17 +16,22 @@ from cserver.server.fork import ForkServer
 from cserver.server.limits import Limits
 from cserver.server.netcheck import is_loopback, network_warning
 from cserver.server.pool import PoolServer
+from cserver.server.processes import ProcessGroup
 from cserver.server.thread import SingleServer, ThreadServer
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
     from cserver.server.asgi import ASGIServer
 
+    # Whatever make_server() builds: all serve_forever() until request_shutdown().
+    Server: TypeAlias = BaseServer | ASGIServer | ProcessGroup
+
 __all__ = [
     "ASGI_MODE",
     "BaseServer",
     "Lifecycle",
     "Limits",
+    "ProcessGroup",
     "create_listener",
     "is_loopback",
     "make_server",
@@ -58,11 +66,65 @@ def make_server(
     *,
     listener: socket.socket | None = None,
     lifecycle: Lifecycle | None = None,
-) -> BaseServer | ASGIServer:
+) -> Server:
     """Build the server the configuration asks for, binding a socket unless one is given.
 
-    ``app`` is a WSGI application, or in asgi mode an ASGI one.
+    ``app`` is a WSGI application, or in asgi mode an ASGI one. With ``processes`` above 1
+    this is a group of worker processes, each building its own server after the fork.
     """
+    if config.processes > 1:
+        if listener is None:
+            listener = create_listener(config.addr, config.port, config.ipv6, config.backlog)
+        return _make_process_group(config, app, listener, lifecycle or Lifecycle())
+    return _make_one_server(config, app, listener, lifecycle)
+
+
+def worker_config(config: ServerConfig, index: int) -> ServerConfig:
+    """The config of worker process ``index``: its own delay sequence, replayable."""
+    if not config.delay or config.seed is None:
+        return config
+    return config.model_copy(update={"seed": config.seed + index})
+
+
+def _make_process_group(
+    config: ServerConfig, app: Any, listener: socket.socket, lifecycle: Lifecycle
+) -> ProcessGroup:
+    if config.delay and config.seed is None:
+        # Picked once, here, so that the banner can print it and a run can be replayed.
+        config = config.model_copy(update={"seed": secrets.randbelow(2**31)})
+
+    def build(index: int) -> BaseServer | ASGIServer:
+        lifecycle.process_started()
+        return _make_one_server(worker_config(config, index), app, listener, lifecycle)
+
+    mode = (
+        ASGI_MODE if config.mode == ASGI_MODE else server_class(config.mode, config.threading).mode
+    )
+    return ProcessGroup(
+        build,
+        config.processes,
+        listener.getsockname(),
+        mode,
+        grace_period=config.grace_period,
+        connection_limit=config.connection_limit,
+        changes_fd=_changes_fd(),
+        on_changes=generation.apply_changes,
+        delay=_delay(config),
+    )
+
+
+def _changes_fd() -> int | None:
+    """The supervisor's pipe of changed templates and translations, in a server generation."""
+    changes = os.environ.get(generation.CHANGES_FD_ENV, "")
+    return int(changes) if generation.is_child() and changes.isdigit() else None
+
+
+def _make_one_server(
+    config: ServerConfig,
+    app: Any,
+    listener: socket.socket | None,
+    lifecycle: Lifecycle | None,
+) -> BaseServer | ASGIServer:
     if config.mode == ASGI_MODE:
         return _make_asgi_server(config, app, listener, lifecycle)
     cls = server_class(config.mode, config.threading)

@@ -48,6 +48,7 @@ class Lifecycle:
     child_started: Callable[[], None] = _noop  # fork mode, in the child right after fork
     child_finished: Callable[[], None] = _noop  # fork mode, in the child before it exits
     server_stopped: Callable[[], None] = _noop  # every mode, in the serving thread at the end
+    process_started: Callable[[], None] = _noop  # --processes, in each worker before its server
 
 
 def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.socket:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 from cserver import generation
+from cserver.delay import RandomDelay
 from cserver.procutil import (
     die_with_parent,
     exit_description,
@@ -91,6 +92,7 @@ class ProcessGroup:
         connection_limit: int,
         changes_fd: int | None = None,
         on_changes: Callable[[list[bytes]], None] | None = None,
+        delay: RandomDelay | None = None,
     ) -> None:
         self.factory = factory
         self.count = count
@@ -101,6 +103,8 @@ class ProcessGroup:
         # what applies them in this process.
         self.changes_fd = changes_fd
         self.on_changes = on_changes
+        # Worker 0's delay, for the banner: worker i draws from seed + i.
+        self.delay = delay
         self.budget = ConnectionBudget(connection_limit, count)
         self.workers = [Worker(index) for index in range(count)]
         self._pid = os.getpid()

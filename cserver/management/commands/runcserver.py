@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import errno
-import os
-import secrets
 import signal
 import socket
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -32,20 +29,12 @@ from cserver.config import (
     load_config,
 )
 from cserver.config.command_defaults import with_command_defaults
-from cserver.dbconn import close_all, django_lifecycle, first_line, forget_inherited_connections
+from cserver.dbconn import close_all, django_lifecycle, first_line
 from cserver.reload_errors import error_file
-from cserver.server import (
-    ASGI_MODE,
-    BaseServer,
-    create_listener,
-    make_server,
-    network_warning,
-    server_class,
-)
-from cserver.server.processes import ProcessGroup
+from cserver.server import ASGI_MODE, ProcessGroup, create_listener, make_server, network_warning
 
 if TYPE_CHECKING:
-    from cserver.server.asgi import ASGIServer
+    from cserver.server import Server
 
 # runserver's wording, which users and scripts already know.
 BIND_ERRORS = {
@@ -59,9 +48,7 @@ def bind_error_text(exc: OSError) -> str:
     return BIND_ERRORS.get(exc.errno or 0, str(exc))
 
 
-def describe(
-    config: ServerConfig, server: BaseServer | ASGIServer | ProcessGroup | None = None
-) -> str:
+def describe(config: ServerConfig, server: Server | None = None) -> str:
     """The banner line that says how this run behaves, including how to replay it."""
     mode = server.mode if server is not None else config.mode
     if mode == "single" or (server is not None and mode == ASGI_MODE and not config.threading):
@@ -69,22 +56,16 @@ def describe(
     workers = config.workers if config.mode in _POOLED and config.threading else "-"
     if isinstance(server, ProcessGroup):
         # Each process draws its own delays: from seed+0, seed+1, ... (worker_config()).
-        delay_text = f"{config.delay_min_ms}-{config.delay_max_ms}ms seed={config.seed}+process"
-        if not config.delay:
-            delay_text = "off seed=-"
+        delay_text = "off seed=-"
+        if server.delay is not None:
+            delay = server.delay
+            delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}+process"
     elif server is not None and server.ctx.delay is not None:
         delay = server.ctx.delay
         delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}"
     else:
         delay_text = "off seed=-"
     return f"cserver: mode={mode} workers={workers} delay={delay_text} processes={config.processes}"
-
-
-def worker_config(config: ServerConfig, index: int) -> ServerConfig:
-    """The config of worker process ``index``: its own delay sequence, replayable."""
-    if not config.delay or config.seed is None:
-        return config
-    return config.model_copy(update={"seed": config.seed + index})
 
 
 # Modes where --workers bounds something (see its description).
@@ -219,12 +200,7 @@ class Command(StaticfilesRunserverCommand):
         if listener is None:
             listener = self._bind_or_exit()
         handler = self.get_handler(*args, **options)
-        server: BaseServer | ASGIServer | ProcessGroup
-        if config.processes > 1:
-            server = self._process_group(handler, listener)
-            config = self.config
-        else:
-            server = make_server(config, handler, listener=listener, lifecycle=django_lifecycle())
+        server = make_server(config, handler, listener=listener, lifecycle=django_lifecycle())
         self.on_bind(server.server_address[1])
         warning = network_warning(server.server_address[0])
         if warning:
@@ -239,41 +215,7 @@ class Command(StaticfilesRunserverCommand):
                 generation.follow_changes(reloader.report_dirs)
         self._serve(server)
 
-    def _process_group(self, handler: Any, listener: socket.socket) -> ProcessGroup:
-        """--processes N: workers forked from here, each building its server after the fork."""
-        config = self.config
-        if config.delay and config.seed is None:
-            # Picked once, here, so that the banner can print it and a run can be replayed.
-            seed = secrets.randbelow(2**31)
-            self.resolved = replace(self.resolved, config=config.model_copy(update={"seed": seed}))
-            config = self.config
-
-        def build(index: int) -> Any:
-            forget_inherited_connections()
-            return make_server(
-                worker_config(config, index),
-                handler,
-                listener=listener,
-                lifecycle=django_lifecycle(),
-            )
-
-        try:
-            mode = server_class(config.mode, config.threading).mode
-        except ValueError:  # a mode only make_server() knows how to build
-            mode = config.mode
-        changes = os.environ.get(generation.CHANGES_FD_ENV, "")
-        return ProcessGroup(
-            build,
-            config.processes,
-            listener.getsockname(),
-            mode,
-            grace_period=config.grace_period,
-            connection_limit=config.connection_limit,
-            changes_fd=int(changes) if reloader.is_child() and changes.isdigit() else None,
-            on_changes=generation.apply_changes,
-        )
-
-    def _serve(self, server: BaseServer | ASGIServer | ProcessGroup) -> None:
+    def _serve(self, server: Server) -> None:
         def stop(signum: int, frame: object) -> None:
             server.request_shutdown()
 
