@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 import h11  # noqa: E402
 
 from cserver.server.conn import ClientConnection  # noqa: E402
-from cserver.server.http import HttpError, take_head  # noqa: E402
+from cserver.server.http import HttpError  # noqa: E402
 
 try:
     import httptools
@@ -95,7 +95,8 @@ VERDICT_CASES: list[tuple[str, bytes]] = [
 
 
 class OwnParser:
-    """cserver's take_head() on a real connection's buffer, as the selector calls it."""
+    """cserver's RequestReader.take_head() on a real connection's buffer, as the selector
+    calls it."""
 
     name = "cserver (own)"
 
@@ -104,11 +105,10 @@ class OwnParser:
         self.conn = ClientConnection(self._pair[0], ("127.0.0.1", 1))
 
     def parse(self, data: bytes) -> object:
-        conn = self.conn
-        conn.buf[:] = data
-        conn.scanned = 0
-        conn.line_ok = False
-        return take_head(conn)
+        reader = self.conn.reader
+        reader.reset()
+        reader.buf[:] = data
+        return reader.take_head()
 
     def verdict(self, data: bytes) -> str:
         from cserver.server.body import read_chunked

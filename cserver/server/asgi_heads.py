@@ -1,7 +1,7 @@
 """Request heads in asgi mode checked by the rules of cserver's own parser before h11 sees them.
 
-h11 parses every request; this gate only judges heads, with cserver/server/http.py's
-take_head() (no rule is written twice), so asgi mode refuses exactly the heads the other
+h11 parses every request; this gate only judges heads, with the RequestReader of the
+other modes (no rule is written twice), so asgi mode refuses exactly the heads the other
 modes refuse, with the same status: a head too large (431), a request line too long (414),
 HTTP/0.9 or a TLS handshake at once rather than after the header timeout, an unsupported
 version (505), Transfer-Encoding and Content-Length together, an unknown
@@ -10,29 +10,21 @@ Transfer-Encoding (501) or expectation (417). Bodies (chunk framing) are h11's a
 
 from __future__ import annotations
 
-from typing import cast
-
-from cserver.server.conn import ClientConnection
-from cserver.server.http import take_head
+from cserver.server.reader import RequestReader
 
 
 class HeadGate:
-    """The bytes of one request head as they arrive; quacks like the ClientConnection parts
-    take_head() uses (buf, scanned, line_ok, reset_request)."""
+    """The bytes of one request head as they arrive, judged by a RequestReader of its own."""
 
-    __slots__ = ("buf", "continued", "deadline", "line_ok", "scanned")
+    __slots__ = ("_reader",)
 
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.scanned = 0
-        self.line_ok = False
-        self.continued = False
-        self.deadline = 0.0
+        self._reader = RequestReader(bytearray())
 
     @property
     def receiving(self) -> bool:
         """Part of a head has come in and not all of it."""
-        return bool(self.buf)
+        return bool(self._reader.buf)
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the head; HttpError as soon as it is known to be bad.
@@ -40,13 +32,7 @@ class HeadGate:
         Once the head is complete the gate forgets it (and whatever came after it, body or
         pipelined requests, which h11 reads): it is ready for the next head.
         """
-        self.buf += data
-        if take_head(cast(ClientConnection, self)) is not None:
-            self.buf.clear()
-            self.reset_request()
-
-    def reset_request(self) -> None:
-        self.scanned = 0
-        self.line_ok = False
-        self.continued = False
-        self.deadline = 0.0
+        reader = self._reader
+        reader.buf += data
+        if reader.take_head() is not None:
+            reader.buf.clear()

@@ -69,7 +69,7 @@ def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.so
 def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) -> bool:
     """Wait for the next request on a connection; False on timeout, or on shutdown unless
     a request has arrived or is arriving on a fresh connection."""
-    if conn.buf or conn.head is not None or conn.error is not None:
+    if conn.reader.arrived():
         return True
     poller = select.poll()
     poller.register(conn.fd, select.POLLIN)
@@ -287,7 +287,7 @@ class BaseServer(ServerCore):
             conn.close()
             return
         conn.start_linger()
-        conn.deadline = time.monotonic() + (timeout or self.limits.linger_timeout)
+        conn.linger_until = time.monotonic() + (timeout or self.limits.linger_timeout)
         try:
             self.selector.register(conn.sock, selectors.EVENT_READ, conn)
         except (OSError, ValueError, KeyError):
@@ -326,7 +326,7 @@ class BaseServer(ServerCore):
         now = time.monotonic()
         if self._lingering:
             for conn in list(self._lingering.values()):
-                if conn.deadline < now:
+                if conn.linger_until < now:
                     self._end_linger(conn)
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0

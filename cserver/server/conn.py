@@ -6,13 +6,9 @@ import contextlib
 import select
 import socket
 import time
-from typing import TYPE_CHECKING
 
 from cserver.server.limits import LINGER_BYTES, RECV_SIZE
-
-if TYPE_CHECKING:
-    from cserver.server.body import ChunkedBody
-    from cserver.server.http import HttpError, RequestHead
+from cserver.server.reader import RequestReader
 
 # Connection states, kept as small ints: they are read on every request.
 IDLE = 0  # between requests, waiting for the first byte (keep-alive timeout runs)
@@ -37,22 +33,18 @@ class ClientTimeout(ClientGone):
 
 
 class ClientConnection:
-    """An accepted socket plus the bytes read from it but not yet consumed."""
+    """An accepted socket plus the bytes read from it but not yet consumed; ``reader``
+    owns the request those bytes make."""
 
     __slots__ = (
         "addr",
         "buf",
-        "chunked",
-        "continued",
-        "deadline",
-        "error",
         "fd",
-        "head",
-        "line_ok",
         "linger",
         "linger_limit",
+        "linger_until",
+        "reader",
         "requests_served",
-        "scanned",
         "since",
         "sock",
         "state",
@@ -66,18 +58,12 @@ class ClientConnection:
         self.buf = bytearray()
         self.state = IDLE
         self.since = 0.0  # when the connection last became idle
-        self.deadline = 0.0  # when the request being read must be complete
-        self.scanned = 0  # bytes of buf already searched for the end of the head
-        self.line_ok = False  # the buffered request line was already checked
-        self.continued = False  # "100 Continue" was sent for the buffered request
-        # The next request's head, parsed by the selector, or why it cannot be served.
-        self.head: RequestHead | None = None
-        self.error: HttpError | None = None
-        # The chunked body of that request, as far as the selector decoded it.
-        self.chunked: ChunkedBody | None = None
+        self.reader = RequestReader(self.buf)
         self.requests_served = 0
         self.linger = False  # an error response went out: close gracefully
-        self.linger_limit = LINGER_BYTES  # how much the client may send while we close
+        # How much the client may still send while we close, and until when.
+        self.linger_limit = LINGER_BYTES
+        self.linger_until = 0.0
 
     def recv_nowait(self) -> bool | None:
         """Append what the socket has now: True if data came, False at end of stream, None if
@@ -138,27 +124,15 @@ class ClientConnection:
         del self.buf[:size]
         return data
 
-    def reset_request(self) -> None:
-        """Forget per-request parsing state once a head has been consumed."""
-        self.scanned = 0
-        self.line_ok = False
-        self.continued = False
-        self.deadline = 0.0
-
     def send_continue(self) -> None:
         """Tell a client that waits for it (``Expect: 100-continue``) to send its body."""
-        self.continued = True
         with contextlib.suppress(OSError):
             self.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def start_linger(self) -> None:
         """Half-close: the client sees our response and EOF, and may still send."""
         self.state = LINGER
-        self.buf.clear()
-        self.head = None
-        self.error = None
-        self.drop_chunked()
-        self.scanned = 0
+        self.reader.clear()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
 
@@ -173,9 +147,8 @@ class ClientConnection:
                 return False
             if not data:
                 return False
-            # While lingering, ``scanned`` counts the bytes dropped.
-            self.scanned += len(data)
-            if self.scanned > self.linger_limit:
+            self.linger_limit -= len(data)
+            if self.linger_limit < 0:
                 return False
         return True
 
@@ -197,12 +170,7 @@ class ClientConnection:
                 break
         self.close()
 
-    def drop_chunked(self) -> None:
-        if self.chunked is not None:
-            self.chunked.close()
-            self.chunked = None
-
     def close(self) -> None:
-        self.drop_chunked()
+        self.reader.drop_chunked()
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -91,10 +91,7 @@ class ForkServer(WatchingServer):
         if not handed_back or self.ctx.stopping.is_set():
             conn.close()
             return
-        conn.buf.clear()
-        conn.reset_request()
-        conn.head = conn.error = None
-        conn.drop_chunked()
+        conn.reader.clear()
         conn.requests_served += 1  # not a fresh connection: shutdown may close it at once
         conn.state = IDLE
         self.handle_accepted(conn)

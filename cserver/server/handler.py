@@ -11,7 +11,7 @@ from cserver.server.body import BodyReader, read_chunked
 from cserver.server.canned import canned_response
 from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
 from cserver.server.context import ServerContext
-from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large, read_head
+from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large
 from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
 from cserver.server.response import Response, run_app, server_logger
 
@@ -52,6 +52,30 @@ def handle_request(conn: ClientConnection, ctx: ServerContext, worker: str) -> b
         # A bug of ours: log it and drop this connection, but keep the worker serving.
         logger.exception("cserver: internal error serving %r", head.raw_line)
         return False
+
+
+def read_head(
+    conn: ClientConnection, header_timeout: float, io_timeout: float
+) -> RequestHead | None:
+    """The next request head: parsed already by the selector, or read and parsed now.
+
+    None if the client closed before sending one.
+    """
+    reader = conn.reader
+    parsed = reader.take_parsed()
+    if parsed is not None:
+        return parsed
+    deadline = 0.0
+    while True:
+        parsed = reader.take_head()
+        if parsed is not None:
+            return parsed
+        if not deadline:
+            deadline = reader.deadline or time.monotonic() + header_timeout
+        if not conn.fill(deadline, io_timeout):
+            if conn.buf:
+                raise ClientGone("closed mid-request")
+            return None
 
 
 def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: RequestHead) -> bool:
@@ -147,7 +171,7 @@ def _skip_unread(conn: ClientConnection, reader: BodyReader) -> bool:
 
 def _continue_if_expected(conn: ClientConnection, head: RequestHead, length: int) -> None:
     # Only when the body is not already here: the client may have sent it without waiting.
-    if head.expect_continue and not conn.continued and len(conn.buf) < length:
+    if conn.reader.expects_continue(head, length):
         conn.send_continue()
 
 

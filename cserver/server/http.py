@@ -1,18 +1,16 @@
 """HTTP/1.x request heads: found, checked and parsed once per request.
 
-Whoever reads a connection's bytes (the selector thread, or the worker in thread mode)
-calls take_head(): it scans only bytes not scanned before, fails early on a head that is
-already wrong, and once the head is complete parses it, framing included, into a
-RequestHead that the worker consumes. No rule is written twice.
+The rules only, on bytes: a connection's RequestReader (reader.py) calls check_partial()
+on a head still arriving, so one that is already wrong fails early, and parse_head() once
+it is complete, framing included, into the RequestHead that the worker consumes. No rule
+is written twice.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
-from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
 from cserver.server.grammar import TOKEN
 from cserver.server.limits import (
     MAX_HEAD_BYTES,
@@ -22,9 +20,6 @@ from cserver.server.limits import (
 )
 
 __all__ = [
-    "ClientConnection",
-    "ClientGone",
-    "ClientTimeout",
     "HttpError",
     "RequestHead",
     "bad_request",
@@ -33,8 +28,6 @@ __all__ = [
     "chunk_size",
     "head_end",
     "parse_head",
-    "read_head",
-    "take_head",
 ]
 
 _TOKEN_RE = re.compile(TOKEN.encode())
@@ -82,17 +75,6 @@ class RequestHead:
     chunked: bool = False
     expect_continue: bool = False
     keep_alive: bool = True  # what the client asked for
-
-
-def strip_leading_newlines(conn: ClientConnection) -> None:
-    """Drop the empty lines a client may send between requests (RFC 9112 section 2.2)."""
-    buf = conn.buf
-    n = 0
-    while n < len(buf) and buf[n] in (10, 13):
-        n += 1
-    if n:
-        del buf[:n]
-        conn.scanned = 0
 
 
 def head_end(buf: bytearray, start: int = 0) -> tuple[int, int] | None:
@@ -143,17 +125,17 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
     return method, target, version
 
 
-def check_partial(conn: ClientConnection) -> None:
-    """Fail early on an incomplete head that can already be seen to be wrong.
+def check_partial(buf: bytearray, line_ok: bool) -> bool:
+    """Fail early on an incomplete head that can already be seen to be wrong; True once
+    its request line is complete and valid (``line_ok``: it was found so before).
 
     So garbage, a TLS handshake or an HTTP/0.9 request is answered at once instead of after
     the header timeout.
     """
-    buf = conn.buf
     if len(buf) > MAX_HEAD_BYTES:
         raise HttpError(431, "Request Header Fields Too Large")
-    if not buf or conn.line_ok:
-        return
+    if not buf or line_ok:
+        return line_ok
     if buf[0] == 0x16:
         raise bad_request(TLS_DETAIL)
     newline = buf.find(b"\n")
@@ -164,66 +146,16 @@ def check_partial(conn: ClientConnection) -> None:
         method = buf[:space] if space >= 0 else buf[: MAX_METHOD_BYTES + 1]
         if method and (len(method) > MAX_METHOD_BYTES or not _TOKEN_RE.fullmatch(method)):
             raise bad_request("invalid method")
-        return
+        return False
     end = newline - 1 if newline and buf[newline - 1] == 13 else newline
     parse_request_line(bytes(buf[:end]))
-    conn.line_ok = True
-
-
-def take_head(conn: ClientConnection) -> RequestHead | None:
-    """Parse the buffered request head if it is complete, removing it from the buffer.
-
-    None while it is incomplete (HttpError as soon as it is known to be bad). Searches only
-    bytes not searched before, so a client trickling its head costs linear time.
-    """
-    buf = conn.buf
-    if buf and buf[0] in (10, 13):
-        strip_leading_newlines(conn)
-    found = head_end(buf, max(0, conn.scanned - 2)) if buf else None
-    if found is None:
-        conn.scanned = len(buf)
-        check_partial(conn)
-        return None
-    end, body = found
-    head = bytes(buf[:end])
-    del buf[:body]
-    conn.reset_request()
-    if end > MAX_HEAD_BYTES:
-        raise HttpError(431, "Request Header Fields Too Large")
-    return parse_head(head)
+    return True
 
 
 def chunk_size(line: bytes) -> int | None:
     """The size a chunked body's size line announces (extensions ignored), None if invalid."""
     match = _CHUNK_LINE_RE.fullmatch(line)
     return int(match.group(1), 16) if match else None
-
-
-def read_head(
-    conn: ClientConnection, header_timeout: float, io_timeout: float
-) -> RequestHead | None:
-    """The next request head: parsed already by the selector, or read and parsed now.
-
-    None if the client closed before sending one.
-    """
-    if conn.error is not None:
-        err, conn.error = conn.error, None
-        raise err
-    parsed = conn.head
-    if parsed is not None:
-        conn.head = None
-        return parsed
-    deadline = 0.0
-    while True:
-        parsed = take_head(conn)
-        if parsed is not None:
-            return parsed
-        if not deadline:
-            deadline = conn.deadline or time.monotonic() + header_timeout
-        if not conn.fill(deadline, io_timeout):
-            if conn.buf:
-                raise ClientGone("closed mid-request")
-            return None
 
 
 def parse_head(head: bytes) -> RequestHead:

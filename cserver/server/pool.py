@@ -11,7 +11,7 @@ from collections import deque
 from cserver.server.base import logger
 from cserver.server.conn import BUSY, ClientConnection, ClientGone
 from cserver.server.handler import handle_request
-from cserver.server.ready import CONTINUE, GO, request_ready
+from cserver.server.reader import CONTINUE, GO
 from cserver.server.watch import WatchingServer
 
 # How long a worker that just answered waits for the same client's next request before
@@ -100,7 +100,7 @@ class PoolServer(WatchingServer):
             # request of a client that sends it right after reading the response, if no
             # other request waits meanwhile.
             while keep and (conn.buf or self._next_arrives(conn)):
-                ready = request_ready(conn, limits.max_body_bytes, limits.body_timeout)
+                ready = conn.reader.ready(limits.max_body_bytes, limits.body_timeout)
                 if ready == GO:
                     keep = handle_request(conn, self.ctx, name)
                     continue

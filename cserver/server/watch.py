@@ -18,7 +18,7 @@ from cserver.server.base import ARRIVAL_GRACE, BaseServer
 from cserver.server.conn import HEAD, IDLE, READY, ClientConnection, ClientGone
 from cserver.server.handler import send_error
 from cserver.server.http import HttpError
-from cserver.server.ready import CONTINUE, GO, request_ready
+from cserver.server.reader import CONTINUE, GO
 
 _EVENT_READ = selectors.EVENT_READ
 _DIRECT_SELECTORS: tuple[type, ...] = tuple(
@@ -62,10 +62,11 @@ class WatchingServer(BaseServer):
         if not got:
             self.drop(conn)
             return
+        reader = conn.reader
         if conn.state == IDLE:
             conn.state = HEAD
-            conn.deadline = time.monotonic() + self.limits.header_timeout
-        ready = request_ready(conn, self.limits.max_body_bytes, self.limits.body_timeout)
+            reader.deadline = time.monotonic() + self.limits.header_timeout
+        ready = reader.ready(self.limits.max_body_bytes, self.limits.body_timeout)
         if ready == GO:
             self.selector.unregister(conn.sock)
             conn.state = READY
@@ -92,11 +93,12 @@ class WatchingServer(BaseServer):
         self.wake()
 
     def _rewatch(self, conn: ClientConnection) -> None:
-        if conn.head is not None:
-            conn.state = HEAD  # its body is arriving, on the deadline request_ready() set
+        reader = conn.reader
+        if reader.head is not None:
+            conn.state = HEAD  # its body is arriving, on the deadline reader.ready() set
         elif conn.buf:
             # Part of the next request came with the last one: its clock is running.
-            conn.deadline = conn.since + self.limits.header_timeout
+            reader.deadline = conn.since + self.limits.header_timeout
             conn.state = HEAD
         else:
             conn.state = IDLE
@@ -122,7 +124,7 @@ class WatchingServer(BaseServer):
             state = conn.state
             if state == IDLE and conn.since < idle_before:
                 self.drop(conn)
-            elif state == HEAD and conn.deadline < now:
+            elif state == HEAD and conn.reader.deadline < now:
                 self.selector.unregister(conn.sock)
                 self.conns.pop(conn.fd, None)
                 timeout = HttpError(408, "Request Timeout", "request too slow")

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cserver.server.body import ChunkedBody, read_chunked
+from cserver.server.body import read_chunked
+from cserver.server.chunked import ChunkedBody
 from cserver.server.conn import ClientConnection
 from cserver.server.http import (
     HttpError,
     RequestHead,
     chunk_size,
     parse_head,
-    take_head,
 )
-from cserver.server.ready import CONTINUE, GO, WAIT, request_ready
+from cserver.server.reader import CONTINUE, GO, WAIT
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_take_head_fed_one_byte_at_a_time(conn: ClientConnection) -> None:
     raw = b"\r\nPOST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody"
     for n, byte in enumerate(raw):  # noqa: B007 - n is checked after the loop
         conn.buf.append(byte)
-        head = take_head(conn)
+        head = conn.reader.take_head()
         if head is not None:
             break
     assert n == len(raw) - 5  # complete at the last byte of the head, not before
@@ -155,26 +155,26 @@ def test_take_head_fed_one_byte_at_a_time(conn: ClientConnection) -> None:
 def test_take_head_fails_early_on_a_bad_request_line(conn: ClientConnection) -> None:
     conn.buf += b"G@T / HTTP/1.1\r\nHost:"
     with pytest.raises(HttpError):
-        take_head(conn)
+        conn.reader.take_head()
 
 
-def test_request_ready_waits_for_a_small_body_then_goes(conn: ClientConnection) -> None:
+def test_reader_ready_waits_for_a_small_body_then_goes(conn: ClientConnection) -> None:
     conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab"
-    assert request_ready(conn, 100, 60.0) == WAIT
-    assert conn.head is not None and conn.deadline > 0  # the body's deadline now runs
+    assert conn.reader.ready(100, 60.0) == WAIT
+    assert conn.reader.head is not None and conn.reader.deadline > 0  # the body's deadline now runs
     conn.buf += b"cde"
-    assert request_ready(conn, 100, 60.0) == GO
+    assert conn.reader.ready(100, 60.0) == GO
 
 
-def test_request_ready_asks_for_100_continue(conn: ClientConnection) -> None:
+def test_reader_ready_asks_for_100_continue(conn: ClientConnection) -> None:
     conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-    assert request_ready(conn, 100, 60.0) == CONTINUE
+    assert conn.reader.ready(100, 60.0) == CONTINUE
 
 
-def test_request_ready_reports_a_bad_head_at_once(conn: ClientConnection) -> None:
+def test_reader_ready_reports_a_bad_head_at_once(conn: ClientConnection) -> None:
     conn.buf += b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nBad Name: x\r\n\r\n"
-    assert request_ready(conn, 100, 60.0) == GO
-    assert conn.error is not None and conn.error.status == 400
+    assert conn.reader.ready(100, 60.0) == GO
+    assert conn.reader.error is not None and conn.reader.error.status == 400
 
 
 CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -184,20 +184,20 @@ def test_a_chunked_body_decoded_by_the_selector_is_not_decoded_again(
     conn: ClientConnection,
 ) -> None:
     conn.buf += CHUNKED_HEAD + b"3\r\nabc\r\n"
-    assert request_ready(conn, 100, 60.0) == WAIT
-    assert conn.chunked is not None and conn.chunked.total == 3 and not conn.buf
+    assert conn.reader.ready(100, 60.0) == WAIT
+    assert conn.reader.chunked is not None and conn.reader.chunked.total == 3 and not conn.buf
     conn.buf += b"2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
-    assert request_ready(conn, 100, 60.0) == GO
+    assert conn.reader.ready(100, 60.0) == GO
     assert not conn.buf  # every byte was taken once, by the selector
     body, length = read_chunked(conn, 100, 60.0, 1.0)
-    assert (body.read(), length, conn.chunked) == (b"abcde", 5, None)
+    assert (body.read(), length, conn.reader.chunked) == (b"abcde", 5, None)
 
 
 def test_a_chunked_body_error_found_by_the_selector_reaches_the_worker(
     conn: ClientConnection,
 ) -> None:
     conn.buf += CHUNKED_HEAD + b"zz\r\n"
-    assert request_ready(conn, 100, 60.0) == GO
+    assert conn.reader.ready(100, 60.0) == GO
     with pytest.raises(HttpError) as err:
         read_chunked(conn, 100, 60.0, 1.0)
     assert err.value.status == 400
@@ -207,7 +207,7 @@ def test_a_large_chunked_body_goes_to_the_worker_before_it_is_whole(
     conn: ClientConnection,
 ) -> None:
     conn.buf += CHUNKED_HEAD + b"%x\r\n" % (1 << 20) + b"x" * 1000
-    assert request_ready(conn, 1 << 30, 60.0) == GO
+    assert conn.reader.ready(1 << 30, 60.0) == GO
 
 
 @st.composite
