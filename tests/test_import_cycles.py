@@ -1,7 +1,8 @@
-"""No two cserver modules import each other, directly or through others.
+"""No two cserver modules import each other, directly or through others, and the layers that
+ARCHITECTURE.md draws import only downwards.
 
-Every import counts, also one inside a function or under TYPE_CHECKING: a cycle hidden
-that way still ties the two modules together and breaks as soon as one import moves.
+Every import counts for cycles, also one inside a function or under TYPE_CHECKING: a cycle
+hidden that way still ties the two modules together and breaks as soon as one import moves.
 """
 
 from __future__ import annotations
@@ -12,8 +13,19 @@ from pathlib import Path
 from testkit.serverproc import ROOT
 
 PACKAGE = ROOT / "cserver"
-# handler <-> response: ServerContext is to move into a module of its own.
 KNOWN: set[frozenset[str]] = set()
+
+# ARCHITECTURE.md's layers, highest first: a module imports only from its own layer or lower.
+LAYERS = [
+    ("cserver.cli", "cserver.__main__", "cserver.management"),
+    ("cserver.stack", "cserver.devrun", "cserver.probe"),
+    ("cserver.reloader", "cserver.warm", "cserver.zygote", "cserver.filewatch"),
+    ("cserver.diagnostics", "cserver.dbconn"),
+    ("cserver.server",),
+    ("cserver.config",),
+    ("cserver.generation",),
+    ("cserver.procutil",),
+]
 
 
 def module_name(path: Path) -> str:
@@ -21,8 +33,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the cserver modules it imports (a package's own submodules excepted)."""
+def import_graph(typing: bool = False) -> dict[str, set[str]]:
+    """module -> the cserver modules it imports (a package's own submodules excepted);
+    typing: also the imports under TYPE_CHECKING."""
     files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
@@ -33,7 +46,9 @@ def import_graph() -> dict[str, set[str]]:
         typing_only = {
             id(inner)
             for block in ast.walk(tree)
-            if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
+            if not typing
+            and isinstance(block, ast.If)
+            and ast.unparse(block.test).endswith("TYPE_CHECKING")
             for inner in ast.walk(block)
         }
         for node in ast.walk(tree):
@@ -96,5 +111,28 @@ def test_the_graph_sees_imports_inside_functions() -> None:
 
 
 def test_no_import_cycles() -> None:
-    unexpected = [sorted(c) for c in cycles(import_graph()) if frozenset(c) not in KNOWN]
+    graph = import_graph(typing=True)
+    unexpected = [sorted(c) for c in cycles(graph) if frozenset(c) not in KNOWN]
     assert unexpected == []
+
+
+def layer(module: str) -> int | None:
+    """The index of module's layer in LAYERS (0 is the top); None for modules outside them."""
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return index
+    return None
+
+
+def test_layers_import_only_downwards() -> None:
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in sorted(import_graph(typing=True).items())
+        for target in sorted(targets)
+        if (mine := layer(module)) is not None
+        and (theirs := layer(target)) is not None
+        and theirs < mine
+    ]
+    assert upward == []
+    # The check itself: the server package sits below the reloader.
+    assert layer("cserver.server.pool") > layer("cserver.reloader")  # type: ignore[operator]

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from cserver import generation
 from cserver.delay import RandomDelay
-from cserver.server.base import BaseServer, Lifecycle, create_listener
+from cserver.server.base import BaseServer
 from cserver.server.context import ServerContext, WSGIApp
 from cserver.server.fork import ForkServer
+from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import Limits
+from cserver.server.listener import create_listener
 from cserver.server.netcheck import is_loopback, network_warning
 from cserver.server.pool import PoolServer
 from cserver.server.processes import ProcessGroup

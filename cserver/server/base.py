@@ -10,18 +10,17 @@ import selectors
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from cserver.server.canned import connection_limit_response
 from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
+from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import MAX_LINGERING, Limits
 from cserver.server.refusals import RefusalLog
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
-__all__ = ["BaseServer", "Lifecycle", "Limits", "ServerCore", "create_listener", "wait_readable"]
+__all__ = ["BaseServer", "Limits", "ServerCore", "wait_readable"]
 
 logger = logging.getLogger("cserver")
 
@@ -29,41 +28,6 @@ logger = logging.getLogger("cserver")
 ARRIVAL_GRACE = 1.0
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-def _noop() -> None:
-    return None
-
-
-@dataclass
-class Lifecycle:
-    """Hooks through which the framework integration owns per-worker resources.
-
-    The server itself knows nothing of Django; the runcserver command passes hooks that
-    close a worker's database connections at the right moment for each mode.
-    """
-
-    connection_finished: Callable[[], None] = _noop  # thread mode, in the connection's thread
-    worker_stopped: Callable[[], None] = _noop  # pool mode, in each worker as it exits
-    child_started: Callable[[], None] = _noop  # fork mode, in the child right after fork
-    child_finished: Callable[[], None] = _noop  # fork mode, in the child before it exits
-    server_stopped: Callable[[], None] = _noop  # every mode, in the serving thread at the end
-    process_started: Callable[[], None] = _noop  # --processes, in each worker before its server
-
-
-def create_listener(addr: str, port: int, ipv6: bool, backlog: int) -> socket.socket:
-    """Bind and listen like runserver does, with SO_REUSEADDR so a restart can rebind at once."""
-    family = socket.AF_INET6 if ipv6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((addr, port))
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(False)
-    return sock
 
 
 def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) -> bool:

@@ -11,12 +11,10 @@ import os
 import select
 import stat
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
-from cserver.server.conn import ClientGone
-
-if TYPE_CHECKING:
-    from cserver.server.response import Response
+from cserver.server.conn import ClientConnection, ClientGone
+from cserver.server.limits import Limits
 
 # When sendfile is not possible, read at least this much per send: the application's block
 # size hint (Django's is 4 KiB) is tuned for memory, not for system calls.
@@ -24,6 +22,30 @@ _MIN_BLOCK = 256 * 1024
 # One sendfile() call sends at most this much, so a huge file does not block the check
 # for a client that stopped reading for longer than one io_timeout.
 _SENDFILE_STEP = 8 * 1024 * 1024
+
+
+class _Limited(Protocol):
+    @property
+    def limits(self) -> Limits: ...
+
+
+class SentBody(Protocol):
+    """What send_file needs of the response it sends for (response.Response), declared here:
+    context.py imports this module for FileWrapper, so it must import neither of them."""
+
+    conn: ClientConnection
+    size: int  # body bytes sent so far, counted here
+
+    @property
+    def ctx(self) -> _Limited: ...
+
+    @property
+    def length(self) -> int | None: ...
+
+    @property
+    def no_body(self) -> bool: ...
+
+    def start(self) -> None: ...
 
 
 class FileWrapper:
@@ -61,7 +83,7 @@ def _file_position(filelike: Any) -> tuple[int, int] | None:
     return fd, offset
 
 
-def send_file(response: Response, wrapper: FileWrapper) -> bool:
+def send_file(response: SentBody, wrapper: FileWrapper) -> bool:
     """Send the wrapped file as the body with sendfile(); False if it must be iterated.
 
     Only for a declared Content-Length: that many bytes go out, never more, even if the

@@ -21,8 +21,8 @@ from typing import Any
 
 import uvicorn
 
-from cserver.server.asgi_layer import ServerLayer
-from cserver.server.asgi_protocol import protocol_class
+from cserver.server.asgi.layer import ServerLayer
+from cserver.server.asgi.protocol import protocol_class
 from cserver.server.base import ServerCore
 from cserver.server.canned import SERVER_HEADER
 

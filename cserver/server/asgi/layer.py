@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
-from cserver.server.asgi_response import Exchange, ResponseDone
+from cserver.server.asgi.response import Exchange, ResponseDone
 from cserver.server.context import ServerContext
 from cserver.server.handler import log_request
 

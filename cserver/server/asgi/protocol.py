@@ -20,7 +20,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cserver.server.asgi_heads import HeadGate
+from cserver.server.asgi.heads import HeadGate
 from cserver.server.canned import canned_response, connection_limit_response
 from cserver.server.context import ServerContext
 from cserver.server.handler import error_response, log_error, log_request
