@@ -37,7 +37,8 @@ def start_warm_early(argv: Sequence[str]) -> None:
         return
     demo = argv[1:2] == ["demo"] and "--noreload" not in argv
     if demo or starts_a_supervisor(argv):
-        from cserver import generation, warm
+        from cserver import generation
+        from cserver.reload import warm
 
         if not generation.is_child():
             warm.start_early()

@@ -19,7 +19,7 @@ KNOWN: set[frozenset[str]] = set()
 LAYERS = [
     ("cserver.cli", "cserver.__main__", "cserver.management"),
     ("cserver.stack", "cserver.devrun", "cserver.probe"),
-    ("cserver.reloader", "cserver.warm", "cserver.zygote", "cserver.filewatch"),
+    ("cserver.reload",),
     ("cserver.diagnostics", "cserver.dbconn"),
     ("cserver.server",),
     ("cserver.config",),
@@ -135,4 +135,4 @@ def test_layers_import_only_downwards() -> None:
     ]
     assert upward == []
     # The check itself: the server package sits below the reloader.
-    assert layer("cserver.server.pool") > layer("cserver.reloader")  # type: ignore[operator]
+    assert layer("cserver.server.pool") > layer("cserver.reload.supervisor")  # type: ignore[operator]

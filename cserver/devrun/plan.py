@@ -104,7 +104,7 @@ def code_watch(root: Path) -> Callable[[Callable[[set[Path]], None]], Callable[[
     """Starts the same watcher runcserver's reloader uses on the project's code directories."""
 
     def start(on_change: Callable[[set[Path]], None]) -> Callable[[], None]:
-        from cserver.filewatch import Watch, Watcher, project_dirs
+        from cserver.reload.filewatch import Watch, Watcher, project_dirs
 
         watcher = Watcher(Watch(code_dirs(root) | project_dirs(), []), on_change)
         watcher.start()

@@ -10,7 +10,10 @@ import selectors
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from cserver import generation
 from cserver.server.canned import connection_limit_response
 from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
@@ -19,6 +22,9 @@ from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import MAX_LINGERING, Limits
 from cserver.server.refusals import RefusalLog
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
+
+if TYPE_CHECKING:
+    from cserver.delay import RandomDelay
 
 __all__ = ["BaseServer", "Limits", "ServerCore", "wait_readable"]
 
@@ -87,6 +93,15 @@ class ServerCore:
     @property
     def server_address(self) -> tuple:
         return self.listener.getsockname()
+
+    @property
+    def delay(self) -> RandomDelay | None:
+        return self.ctx.delay
+
+    def follow_changes(self, report: Callable[[], None]) -> None:
+        """In a server generation: call ``report`` once serving, then apply the supervisor's
+        changed templates and translations to this process."""
+        generation.follow_changes(report)
 
 
 class BaseServer(ServerCore):

@@ -116,6 +116,11 @@ class ProcessGroup:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid]
 
+    def follow_changes(self, report: Callable[[], None]) -> None:
+        """In a server generation: the workers apply the supervisor's changed templates and
+        translations themselves (each follows its own pipe), so only ``report`` is left."""
+        report()
+
     def request_shutdown(self) -> None:
         """Stop every worker gracefully; safe from a signal handler."""
         self._stopping = True

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as RunserverCommand
 from django.db import DatabaseError
 
-from cserver import generation, reloader
+from cserver import generation
 from cserver.asgi_app import announce_asgi, require_uvicorn
 from cserver.compat import system_check_kwargs
 from cserver.config import (
@@ -30,8 +30,10 @@ from cserver.config import (
 )
 from cserver.config.command_defaults import with_command_defaults
 from cserver.dbconn import close_all, django_lifecycle, first_line
-from cserver.reload_errors import error_file
-from cserver.server import ASGI_MODE, ProcessGroup, create_listener, make_server, network_warning
+from cserver.reload.errors import error_file
+from cserver.reload.filewatch import report_dirs
+from cserver.reload.supervisor import Supervisor
+from cserver.server import ASGI_MODE, create_listener, make_server, network_warning
 
 if TYPE_CHECKING:
     from cserver.server import Server
@@ -54,17 +56,12 @@ def describe(config: ServerConfig, server: Server | None = None) -> str:
     if mode == "single" or (server is not None and mode == ASGI_MODE and not config.threading):
         mode = f"{config.mode} (--nothreading: one request at a time)"
     workers = config.workers if config.mode in _POOLED and config.threading else "-"
-    if isinstance(server, ProcessGroup):
+    delay = server.delay if server is not None else None
+    delay_text = "off seed=-"
+    if delay is not None:
         # Each process draws its own delays: from seed+0, seed+1, ... (worker_config()).
-        delay_text = "off seed=-"
-        if server.delay is not None:
-            delay = server.delay
-            delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}+process"
-    elif server is not None and server.ctx.delay is not None:
-        delay = server.ctx.delay
-        delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}"
-    else:
-        delay_text = "off seed=-"
+        per_process = "+process" if config.processes > 1 else ""
+        delay_text = f"{delay.min_ms}-{delay.max_ms}ms seed={delay.seed}{per_process}"
     return f"cserver: mode={mode} workers={workers} delay={delay_text} processes={config.processes}"
 
 
@@ -153,7 +150,7 @@ class Command(StaticfilesRunserverCommand):
         return self.resolved.config
 
     def run(self, **options: Any) -> None:
-        if not self.config.reload or reloader.is_child():
+        if not self.config.reload or generation.is_child():
             if self.startup_error is not None:
                 # Without a supervisor nothing would wait for a fix.
                 raise self.startup_error
@@ -161,12 +158,12 @@ class Command(StaticfilesRunserverCommand):
             return
         listener = self._bind_or_exit()
         if self.startup_error is not None:
-            supervisor = reloader.Supervisor(listener, self.config.grace_period)
+            supervisor = Supervisor(listener, self.config.grace_period)
             supervisor.watch_also(error_file(self.startup_error))
         else:
             # The project is loaded here already: the first generation forks from this
             # process and goes straight to its checks.
-            supervisor = reloader.Supervisor(
+            supervisor = Supervisor(
                 listener, self.config.grace_period, lambda: self.inner_run(None, **options)
             )
         sys.exit(supervisor.run())
@@ -182,10 +179,10 @@ class Command(StaticfilesRunserverCommand):
     def inner_run(self, *args: Any, **options: Any) -> None:
         config = self.config
         listener = None
-        if reloader.is_child():
-            reloader.become_child()
+        if generation.is_child():
+            generation.become_child()
             generation.report("loaded")
-            listener = reloader.inherited_listener()
+            listener = generation.inherited_listener()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
             self.check(**system_check_kwargs(self, options))
@@ -207,12 +204,9 @@ class Command(StaticfilesRunserverCommand):
             self.stdout.write(self.style.WARNING(warning))
         self.stdout.write(describe(config, server))
         self.stdout.flush()
-        if reloader.is_child():
+        if generation.is_child():
             generation.report("ready")
-            if isinstance(server, ProcessGroup):
-                reloader.report_dirs()  # the group forwards the changes itself
-            else:
-                generation.follow_changes(reloader.report_dirs)
+            server.follow_changes(report_dirs)
         self._serve(server)
 
     def _serve(self, server: Server) -> None:

@@ -1,6 +1,6 @@
 """A warm process that server generations are forked from, so a reload skips the imports.
 
-The supervisor starts it as early as it can (``python -m cserver.zygote``); it imports
+The supervisor starts it as early as it can (``python -m cserver.reload.zygote``); it imports
 what every generation needs (Django's management and server parts, pydantic, cserver),
 says it is warm, and later gets the names of the other modules the supervisor loaded from
 outside the project (third-party apps, say) to import too. It imports them with

@@ -1,4 +1,4 @@
-"""The supervisor's side of the warm process (cserver.zygote) that generations fork from."""
+"""The supervisor's side of the warm process (cserver.reload.zygote) that generations fork from."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cserver.zygote import ZYGOTE_FD_ENV
+from cserver.reload.zygote import ZYGOTE_FD_ENV
 
 # A fork answers in milliseconds; past this the warm process is taken as stuck.
 FORK_TIMEOUT = 5.0
@@ -74,7 +74,7 @@ class WarmProcess:
         ours, theirs = socket.socketpair()
         theirs.set_inheritable(True)
         env = {**self.env, ZYGOTE_FD_ENV: str(theirs.fileno())}
-        argv = [*self.interpreter, "-m", "cserver.zygote"]
+        argv = [*self.interpreter, "-m", "cserver.reload.zygote"]
         self.pid = os.posix_spawn(argv[0], argv, env, setsigmask={signal.SIGHUP})
         theirs.close()
         self.channel = ours

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from django.utils import autoreload
 
+from cserver import generation
+
 # How long to keep gathering once one event came: an editor's save is several events.
 EVENT_STEP_MS = 20
 
@@ -159,3 +161,10 @@ def detect_delay(paths: set[Path]) -> float:
         except OSError:
             continue
     return max(0.0, time.time() - newest) if newest else 0.0
+
+
+def report_dirs() -> None:
+    """From a generation once it serves: the project directories it loaded modules from, so
+    the supervisor watches them too."""
+    for directory in project_dirs():
+        generation.report(f"dir {directory}")

@@ -1,13 +1,13 @@
 """Autoreload that keeps the listening socket: the supervisor and its state machine.
 
 The supervisor binds once and runs the server as a child (a *generation*) that inherits
-the socket. It watches the project's files itself (cserver.filewatch). On a code change
+the socket. It watches the project's files itself (cserver.reload.filewatch). On a code change
 it tells the current generation to stop (SIGTERM: stop accepting, finish the requests in
 flight) and at once starts the next one on the same socket, so connections arriving
 meanwhile wait in the listen backlog instead of being refused, which Django's reloader
 (a child that binds the port again) cannot offer. The first generation is forked from
 this process, whose project is loaded already; later ones from a warm process that has
-imported Django and the installed packages but not the project (cserver.zygote); with
+imported Django and the installed packages but not the project (cserver.reload.zygote); with
 ``exec`` while it warms up, or where it cannot fork.
 
 Forking is only safe where no other thread could hold a lock: this process forks once,
@@ -46,42 +46,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.utils import autoreload
+from cserver.procutil import become_subreaper, exited_children, signal_all
+from cserver.reload import filewatch
+from cserver.reload.errors import serve_error_until
+from cserver.reload.spawn import Generation, Launcher
+from cserver.reload.warm import WarmProcess, take_early
 
-from cserver import filewatch, generation
-from cserver.generation import (
-    LISTEN_FD_ENV,
-    STATUS_FD_ENV,
-    SUPERVISOR_PID_ENV,
-    become_child,
-    inherited_listener,
-    is_child,
-)
-from cserver.procutil import become_subreaper, exited_children, run_then_exit, signal_all
-from cserver.reload_errors import StderrTail, serve_error_until
-from cserver.warm import WarmProcess, take_early
-
-__all__ = ["Supervisor", "become_child", "inherited_listener", "is_child", "report_dirs"]
+__all__ = ["Supervisor"]
 
 RUNNING, ERROR, STOPPING = "running", "error", "stopping"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# How long the first generation waits for the warm process before it is exec'd instead.
-FIRST_START_WAIT = 30.0
-
-
-@dataclass
-class Generation:
-    pid: int
-    tail: StderrTail
-    changes_fd: int
-    spawned: float
-    # Set when a change or SIGHUP started it: (reason, seconds from the write to detection).
-    trigger: tuple[str, float, float] | None = None
-    loaded: float = 0.0
-    dirs: set[Path] = field(default_factory=set)
 
 
 class Supervisor:
@@ -131,14 +107,9 @@ class Supervisor:
     def run(self) -> int:
         for sig in (*_STOP_SIGNALS, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
-        fd = self.listener.fileno()
-        self.env = {
-            **os.environ,
-            LISTEN_FD_ENV: str(fd),
-            SUPERVISOR_PID_ENV: str(os.getpid()),
-            STATUS_FD_ENV: str(self._status_w),
-        }
-        self.args = autoreload.get_child_arguments()
+        self.launcher = Launcher(
+            self.listener, self._status_w, (self._wake_r, self._wake_w, self._status_r)
+        )
         early = take_early()
         if self.first is not None:
             # Before the watcher thread exists: a fork must find this process single-threaded.
@@ -152,7 +123,7 @@ class Supervisor:
             "Watching for file changes with %s", self.watcher.kind
         )
         if become_subreaper():
-            self.warm = early or WarmProcess(self.args, self.env)
+            self.warm = early or WarmProcess(self.launcher.args, self.launcher.env)
         elif early is not None:
             early.close()
         self._packages = filewatch.packages_stamp()
@@ -247,76 +218,14 @@ class Supervisor:
     def _spawn(
         self, trigger: tuple[str, float, float] | None, early: WarmProcess | None = None
     ) -> None:
-        stderr_r, stderr_w = os.pipe()
-        changes_r, changes_w = os.pipe()
-        env = self.env
-        spawned = time.monotonic()
-        pid = None
-        if self.first is not None:
-            first, self.first = self.first, None
-            if threading.active_count() == 1:
-                pid = self._fork_here(first, early, stderr_r, stderr_w, changes_r, changes_w)
-        if pid is None and self.warm is not None:
-            if self.current is None and not self.generations:
-                # The first generation: better to wait for the warm process than to import
-                # everything a second time beside it.
-                self.warm.wait_ready(FIRST_START_WAIT)
-            pid = self.warm.fork(env, [self.listener.fileno(), self._status_w, stderr_w, changes_r])
-        if pid is None:
-            pid = self._exec(env, stderr_w, changes_r)
-        os.close(stderr_w)
-        os.close(changes_r)
-        tail = StderrTail(os.fdopen(stderr_r, "rb"))
-        self.current = Generation(pid, tail, changes_w, spawned, trigger)
-        self.generations[pid] = self.current
-
-    def _fork_here(
-        self,
-        first: Callable[[], None],
-        early: WarmProcess | None,
-        stderr_r: int,
-        stderr_w: int,
-        changes_r: int,
-        changes_w: int,
-    ) -> int:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid:
-            return pid
-
-        def start() -> None:
-            if early is not None:
-                early.detach()
-            for fd in (stderr_r, changes_w, self._wake_r, self._wake_w, self._status_r):
-                os.close(fd)
-            os.dup2(stderr_w, 2)
-            os.close(stderr_w)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            os.environ.update(
-                {key: self.env[key] for key in (LISTEN_FD_ENV, SUPERVISOR_PID_ENV, STATUS_FD_ENV)}
-            )
-            os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
-            first()
-
-        run_then_exit(start)
-
-    def _exec(self, env: dict[str, str], stderr_w: int, changes_r: int) -> int:
-        os.set_inheritable(changes_r, True)
-        for fd in (self.listener.fileno(), self._status_w):
-            os.set_inheritable(fd, True)
-        env = {**env, generation.CHANGES_FD_ENV: str(changes_r)}
-        return os.posix_spawn(
-            self.args[0],
-            self.args,
-            env,
-            file_actions=[(os.POSIX_SPAWN_DUP2, stderr_w, 2)],
-            # SIGHUP waits, blocked, until the generation ignores it (become_child).
-            setsigmask={signal.SIGHUP},
-        )
+        first, self.first = self.first, None
+        if threading.active_count() != 1:
+            first = None  # a fork is safe only while this process has no other thread
+        # The first generation: better to wait for the warm process than to import
+        # everything a second time beside it.
+        wait = self.current is None and not self.generations
+        self.current = self.launcher.start(trigger, first, early, self.warm, wait_for_warm=wait)
+        self.generations[self.current.pid] = self.current
 
     def _reap(self) -> None:
         for pid, status in exited_children():
@@ -396,9 +305,3 @@ class Supervisor:
                 print("cserver: installed packages changed; restarting the warm process.")
                 sys.stdout.flush()
                 self.warm.restart()
-
-
-def report_dirs() -> None:
-    """From a generation once it serves: the project directories it loaded modules from."""
-    for directory in filewatch.project_dirs():
-        generation.report(f"dir {directory}")
