@@ -1,4 +1,11 @@
-"""make_server(): one place that turns a configuration into a running server of the right kind."""
+"""The HTTP/1.1 server; make_server() turns a configuration into a server of the right kind.
+
+base.py       the selector loop, accept, the connection limit, lingering close
+thread.py, pool.py, fork.py, processes.py   one module per concurrency model
+conn.py, reader.py, http.py, chunked.py, body.py   a connection, its request, the grammar
+handler.py, response.py, sendfile.py        WSGI environ, the app call, response framing
+asgi/         the ASGI mode: uvicorn on the same socket with the same limits and log
+"""
 
 from __future__ import annotations
 
