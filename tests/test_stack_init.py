@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -49,6 +50,8 @@ def test_demo_stack_is_what_init_writes_for_the_checkout() -> None:
         ".dockerignore",
         ".gitignore",
         ".env.example",
+        ".devcontainer/devcontainer.json",
+        ".devcontainer/compose.devcontainer.yaml",
     }
     for name, data in files.items():
         current = (ROOT / name).read_bytes()
@@ -87,6 +90,8 @@ def test_init_writes_the_stack_and_says_what_it_found(tmp_path: Path) -> None:
         ".dockerignore",
         ".gitignore",
         ".env.example",
+        ".devcontainer/devcontainer.json",
+        ".devcontainer/compose.devcontainer.yaml",
         wheel,
     }
     assert {k: v for k, v in snapshot(root).items() if k in before} == before
@@ -124,7 +129,7 @@ def test_second_run_changes_nothing(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert snapshot(root) == after_first
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
-    assert second.stdout.count("unchanged") == 6
+    assert second.stdout.count("unchanged") == 8
 
 
 def test_existing_files_are_merged_or_kept_and_never_lost(tmp_path: Path) -> None:
@@ -370,3 +375,64 @@ def test_doctor_reports_a_bad_env_value_like_runcserver(tmp_path: Path) -> None:
     assert f"problem {message.removeprefix('Error: ')}" in lines, lines
     assert any(line.startswith(f"problem 127.0.0.1:{port} is not free") for line in lines), lines
     assert any(line.startswith("ok      settings mysite.settings import") for line in lines)
+
+
+def test_devcontainer_json_is_written_for_the_stack(tmp_path: Path) -> None:
+    root = startproject(tmp_path / "p")
+    proc = run_cserver(root, "init")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((root / ".devcontainer/devcontainer.json").read_text())
+    assert config["dockerComposeFile"] == ["../compose.yaml", "compose.devcontainer.yaml"]
+    assert (config["service"], config["workspaceFolder"], config["remoteUser"]) == (
+        "web",
+        "/app",
+        "app",
+    )
+    assert config["runServices"] == ["db", "migrate", "bootstrap", "web"]
+    assert config["forwardPorts"] == [8000]
+    override = (root / ".devcontainer/compose.devcontainer.yaml").read_text()
+    assert "source: .\n" in override and "target: /app\n" in override
+
+
+def test_devcontainer_json_is_merged_keeping_every_user_key(tmp_path: Path) -> None:
+    root = startproject(tmp_path / "p")
+    mine = root / ".devcontainer/devcontainer.json"
+    mine.parent.mkdir()
+    original = (
+        "{\n"
+        "  // the team's own container name, kept\n"
+        '  "name": "team box",\n'
+        '  "forwardPorts": [5678], /* a debugger */\n'
+        '  "features": {"ghcr.io/devcontainers/features/git:1": {}},\n'
+        '  "customizations": {"vscode": {"extensions": ["charliermarsh.ruff"]}},\n'
+        '  "url": "http://example.com/a//b",\n'
+        "}\n"
+    )
+    mine.write_text(original)
+    proc = run_cserver(root, "init")
+    assert proc.returncode == 0, proc.stderr
+    assert "merged       .devcontainer/devcontainer.json (yours, with its comments, kept as " in (
+        proc.stdout
+    )
+    merged = json.loads(mine.read_text())
+    assert merged["name"] == "team box"
+    assert merged["forwardPorts"] == [5678, 8000]
+    assert merged["features"] == {"ghcr.io/devcontainers/features/git:1": {}}
+    assert merged["url"] == "http://example.com/a//b"  # a // inside a string is no comment
+    extensions = merged["customizations"]["vscode"]["extensions"]
+    assert extensions[0] == "charliermarsh.ruff" and "ms-python.python" in extensions
+    assert merged["service"] == "web" and merged["workspaceFolder"] == "/app"
+    assert (mine.parent / "devcontainer.json.orig").read_text() == original
+    again = run_cserver(root, "init")
+    assert again.returncode == 0 and "unchanged    .devcontainer/devcontainer.json" in again.stdout
+
+
+def test_a_devcontainer_json_that_is_not_json_is_kept_unless_forced(tmp_path: Path) -> None:
+    root = startproject(tmp_path / "p")
+    mine = root / ".devcontainer/devcontainer.json"
+    mine.parent.mkdir()
+    mine.write_text("{ not json\n")
+    proc = run_cserver(root, "init")
+    assert proc.returncode == 1
+    assert "devcontainer.json differs" in proc.stderr
+    assert mine.read_text() == "{ not json\n"

@@ -7,6 +7,13 @@ from importlib import resources
 
 from cserver import __version__
 from cserver.stack.detect import DEFAULT_DRIVER, Overrides, Project
+from cserver.stack.devcontainer import (
+    DEVCONTAINER_COMPOSE,
+    DEVCONTAINER_JSON,
+    compose_override,
+    devcontainer_config,
+    render_devcontainer,
+)
 from cserver.stack.envdoc import CONTAINER_PORT, compose_environment_lines, env_example_lines
 from cserver.stack.envmap import project_variables
 from cserver.stack.recorded import record_line
@@ -99,6 +106,15 @@ def context(project: Project, chosen: Overrides | None = None) -> dict:
     }
 
 
+def _devcontainer(project: Project, values: dict) -> dict:
+    """devcontainer.json for the stack: every service `docker compose up` starts."""
+    redis = ["redis"] if project.redis else []
+    sides = [side.name for side in values["sides"]]
+    services = ["db", "migrate", "bootstrap", "web", *redis, *sides]
+    name = "cserver demo" if project.demo else f"{project.name} (cserver)"
+    return devcontainer_config(name, services, values["container_port"])
+
+
 def _relative_dirs(project: Project) -> list[str]:
     """Media and static directories inside the project: kept out of the image and the sync."""
     found = (project.media_dir, project.static_root)
@@ -117,7 +133,9 @@ def render(project: Project, chosen: Overrides | None = None) -> dict[str, bytes
     }
     if any(side.image == "node" for side in project.side_processes.values()):
         files[ASSETS_DOCKERFILE] = _render("assets.Dockerfile.tmpl", values)
+    files[DEVCONTAINER_COMPOSE] = compose_override()
     rendered = {path: text.encode() for path, text in files.items()}
+    rendered[DEVCONTAINER_JSON] = render_devcontainer(_devcontainer(project, values))
     if not project.demo:
         rendered[f"docker/{wheel_name()}"] = build_wheel()
     return rendered

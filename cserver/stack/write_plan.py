@@ -1,9 +1,10 @@
 """What `cserver init` does with each file: write it, leave it, merge into it, or replace it.
 
 Nothing the user wrote is lost. An ignore file (.dockerignore, .gitignore) that exists gets
-the lines it lacks appended, its own lines kept as they are. Any other file that exists and
-differs is shown as a diff and replaced only with --force, which keeps the old one as
-NAME.orig.
+the lines it lacks appended, its own lines kept as they are; a devcontainer.json that exists
+gets the keys and list items it lacks, its own values kept (and, if it had comments, which
+JSON output drops, the original kept as NAME.orig). Any other file that exists and differs is
+shown as a diff and replaced only with --force, which keeps the old one as NAME.orig.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from cserver.stack.devcontainer import DEVCONTAINER_JSON, DevcontainerError, merged_devcontainer
 
 # One pattern per line, order-insensitive enough that a union keeps both meanings.
 MERGEABLE = frozenset({".dockerignore", ".gitignore"})
@@ -28,6 +31,7 @@ class FileChange:
     action: Action
     data: bytes  # the content init writes (for "merge": the existing lines plus the new)
     current: bytes = b""
+    keep_original: bool = False  # a merge that drops the user's comments keeps NAME.orig
 
     def diff(self) -> list[str]:
         """A unified diff from what is there to what init writes."""
@@ -77,6 +81,15 @@ def plan_files(root: Path, files: dict[str, bytes]) -> list[FileChange]:
             merged = merged_ignore_file(current, data)
             action: Action = "unchanged" if merged == current else "merge"
             changes.append(FileChange(name, action, merged, current))
+        elif name == DEVCONTAINER_JSON and path.is_file():
+            try:
+                merged, drops_comments = merged_devcontainer(current, data)
+            except DevcontainerError:
+                # Not JSON at all: only --force replaces it (keeping the original).
+                changes.append(FileChange(name, "differs", data, current))
+                continue
+            action = "unchanged" if merged == current else "merge"
+            changes.append(FileChange(name, action, merged, current, drops_comments))
         else:
             changes.append(FileChange(name, "differs", data, current))
     return changes
@@ -99,7 +112,12 @@ def apply_plan(root: Path, changes: list[FileChange], force: bool) -> list[str]:
             lines.append(f"replaced     {change.name} (yours kept as {kept})")
         else:
             verb = {"merge": "merged", "refresh": "refreshed"}.get(change.action, "wrote")
-            lines.append(f"{verb:<12} {change.name}")
+            line = f"{verb:<12} {change.name}"
+            if change.keep_original:
+                backup = target.with_name(target.name + ".orig")
+                backup.write_bytes(change.current)
+                line += f" (yours, with its comments, kept as {backup.name})"
+            lines.append(line)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(change.data)
     return lines
