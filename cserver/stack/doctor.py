@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from cserver.stack.detect import DetectError, Project, detect
+from cserver.stack.doctor_devcontainer import check_devcontainer
+from cserver.stack.doctor_engine import check_engine, check_stack_on_engine, is_remote, located
 from cserver.stack.doctor_findings import Finding, one_line
 from cserver.stack.doctor_stack import (
     check_inside_image,
@@ -29,26 +31,6 @@ PROG = "cserver doctor"
 # `develop.watch` became part of Compose in 2.22.
 WATCH_SINCE = (2, 22)
 TIMEOUT = 20
-
-
-def check_engine() -> Iterator[Finding]:
-    """The Docker engine answers, through the docker SDK; its version."""
-    try:
-        import docker
-    except ImportError:
-        yield Finding("problem", "the docker SDK is not installed: pip install 'cserver[docker]'")
-        return
-    try:
-        client = docker.from_env(timeout=TIMEOUT)  # type: ignore[attr-defined]
-        try:
-            version = client.version()
-        finally:
-            client.close()
-    except Exception as exc:  # the SDK raises many kinds; every one means "no engine"
-        yield Finding("problem", f"no Docker engine answers: {one_line(exc)}")
-        return
-    api = version.get("ApiVersion", "?")
-    yield Finding("ok", f"Docker engine {version.get('Version', '?')} (API {api})")
 
 
 def check_compose() -> Iterator[Finding]:
@@ -236,9 +218,15 @@ def stack_checks(root: Path, variables: Mapping[str, str]) -> Iterator[Finding]:
     if isinstance(view, Finding):
         yield view
         view = None
+    where, facts = located(environ)
+    remote = facts is not None and is_remote(where, facts)
     if view is not None:
         yield from check_override(root, environ)
-    if view is not None and view.published:
+        yield from check_devcontainer(root, environ)
+        yield from check_stack_on_engine(root, environ, view, where, facts)
+    if remote:
+        pass  # the port is the engine machine's: check_stack_on_engine said how to reach it
+    elif view is not None and view.published:
         host, port = view.published
         yield from check_port({"CSERVER_HOST_ADDR": host, "CSERVER_HOST_PORT": port})
     else:
@@ -284,7 +272,7 @@ def main(argv: list[str]) -> int:
     variables = {**(read_env_file(env_file) if env_file.is_file() else {}), **os.environ}
     checks: list[Callable[[], Iterator[Finding]]] = [
         lambda: check_files(root),
-        check_engine,
+        lambda: check_engine(os.environ),
         check_compose,
         lambda: check_env(Path(options.path) / ".env", os.environ),
         lambda: stack_checks(root, variables),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Level = Literal["ok", "note", "problem"]
+# A warning is worth acting on but does not stop `docker compose up`; a problem does.
+Level = Literal["ok", "note", "warning", "problem"]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ class ComposeView:
     image: str
     settings: str | None  # CSERVER_PROJECT_SETTINGS, or DJANGO_SETTINGS_MODULE (the demo)
     published: tuple[str, str] | None  # (host address, port)
+    platform: str | None  # the service's `platform:` (linux/amd64), when compose sets one
     environment: dict[str, str]  # web's, with .env (env_file) and interpolation applied
 
 
@@ -70,7 +71,8 @@ def compose_view(root: Path, environ: Mapping[str, str]) -> ComposeView | Findin
     if ports:
         published = (str(ports[0].get("host_ip") or "0.0.0.0"), str(ports[0].get("published")))
     values = {str(k): "" if v is None else str(v) for k, v in environment.items()}
-    return ComposeView(str(web.get("image", "")), settings, published, values)
+    platform = str(web["platform"]) if web.get("platform") else None
+    return ComposeView(str(web.get("image", "")), settings, published, platform, values)
 
 
 def image_exists(image: str, environ: Mapping[str, str]) -> bool:
@@ -124,7 +126,9 @@ def check_inside_image(
 OVERRIDE_FILE = "compose.override.yaml"
 
 
-def _services(root: Path, environ: Mapping[str, str], files: list[str]) -> dict | Finding:
+def resolved_services(root: Path, environ: Mapping[str, str], files: list[str]) -> dict | Finding:
+    """The services of files merged as Compose merges them (the first file's directory is the
+    project's), or a problem saying why they do not resolve."""
     args = [arg for name in files for arg in ("-f", name)]
     proc = _compose(root, environ, [*args, "config", "--format", "json"], "docker compose config")
     if isinstance(proc, Finding):
@@ -140,8 +144,8 @@ def check_override(root: Path, environ: Mapping[str, str]) -> Iterator[Finding]:
     """compose.override.yaml (the team's own additions) merges, and what it changes."""
     if not (root / OVERRIDE_FILE).is_file():
         return
-    generated = _services(root, environ, ["compose.yaml"])
-    merged = _services(root, environ, ["compose.yaml", OVERRIDE_FILE])
+    generated = resolved_services(root, environ, ["compose.yaml"])
+    merged = resolved_services(root, environ, ["compose.yaml", OVERRIDE_FILE])
     for result in (generated, merged):
         if isinstance(result, Finding):
             yield result

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 
+from testkit.cli import run_cserver
 from tests.docker.conftest import BUILD_TIMEOUT, clean_environ, free_port, wait_for
 
 HELLO_V1 = "hello from polls v1"
@@ -377,13 +378,7 @@ def project_stack(
 ) -> Iterator[ProjectStack]:
     """A freshly built project with `cserver init` applied; its stack removed afterwards."""
     project = BUILDERS[request.param](tmp_path)
-    init = subprocess.run(
-        [sys.executable, "-m", "cserver", "init"],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    init = run_cserver(project.root, "init", timeout=120)
     assert init.returncode == 0, init.stderr
     assert f"python:{project.python}-slim" in init.stdout, init.stdout
     share_with_containers(tmp_path)
@@ -435,6 +430,8 @@ def test_init_stack_serves_the_project(project_stack: ProjectStack) -> None:
     )
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert f"127.0.0.1:{stack.port} is free" in doctor.stdout
+    assert "engine is local: it runs on this machine" in doctor.stdout
+    assert ".devcontainer/devcontainer.json agrees with its compose files" in doctor.stdout
 
     started = time.monotonic()
     stack.compose("build", "web", timeout=BUILD_TIMEOUT)
