@@ -29,6 +29,8 @@ LISTEN_FD_ENV = "CSERVER_LISTEN_FD"
 SUPERVISOR_PID_ENV = "CSERVER_SUPERVISOR_PID"
 STATUS_FD_ENV = "CSERVER_STATUS_FD"
 CHANGES_FD_ENV = "CSERVER_CHANGES_FD"
+# 1 for the first generation of a run, 2 after the first reload, ...
+NUMBER_ENV = "CSERVER_GENERATION"
 
 _quiet = threading.Lock()
 
@@ -48,6 +50,12 @@ os.register_at_fork(
 def is_child() -> bool:
     """True in a server generation started by the supervisor."""
     return LISTEN_FD_ENV in os.environ
+
+
+def number() -> int:
+    """Which generation of the run this process is (1 without the supervisor)."""
+    value = os.environ.get(NUMBER_ENV, "")
+    return int(value) if value.isdigit() else 1
 
 
 def inherited_listener() -> socket.socket | None:

@@ -23,6 +23,7 @@ LAYERS = [
     ("cserver.diagnostics", "cserver.dbconn"),
     ("cserver.server",),
     ("cserver.config",),
+    ("cserver.debug",),
     ("cserver.generation",),
     ("cserver.procutil",),
 ]

@@ -21,7 +21,7 @@ def _reference_rows() -> dict[str, list[str]]:
 
 
 def _shown(value: object) -> str:
-    if value is None or value == {}:
+    if value is None or value == {} or value == "":
         return "-"
     if isinstance(value, bool):
         return str(value).lower()

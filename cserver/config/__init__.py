@@ -71,6 +71,8 @@ def expected(name: str) -> str:
         return SIDE_SHAPE
     if name == "bootstrap":
         return "a command line"
+    if name == "debugpy":
+        return "PORT or HOST:PORT (1024 to 65535), or true/false"
     if annotation is str:
         return "a host name or IP address (IPv6 without brackets)"
     if _is_secret_type(annotation):
@@ -98,7 +100,7 @@ def _display(value: Any) -> str:
         return json.dumps({k: v.model_dump(exclude_defaults=True) for k, v in value.items()})
     if isinstance(value, bool):
         return "true" if value else "false"
-    if value is None:
+    if value is None or value == "":  # unset, or off (debugpy)
         return "-"
     return str(value)
 
@@ -162,6 +164,11 @@ def _problems(exc: ValidationError, gathered: Gathered) -> list[str]:
             where_low = origins.get("delay_min_ms", Origin("default")).where()
             where_high = origins.get("delay_max_ms", Origin("default")).where()
             ranges.append(delay_range_problem(low, where_low, high, where_high))
+        elif error["type"] == "debug_address" and name in origins:
+            # The address's own message says what was wrong: not an address, or the port.
+            seen.add(name)
+            detail = str(error["msg"]).split(": ", 1)[-1]
+            lines.append(f"{origins[name].show(values[name])} is not valid: {detail}")
         elif error["type"] == "processes_mode":
             seen.add(name)
             both = [

@@ -58,6 +58,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         kind: dict[str, Any] = (
             {"action": _SWITCH_ACTIONS[cli.switch]} if cli.switch else {"metavar": cli.metavar}
         )
+        if cli.bare:
+            kind.update(nargs="?", const=cli.bare)
         parser.add_argument(*names, dest=dest, default=None, help=_help(field, cli), **kind)
 
 

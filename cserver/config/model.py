@@ -21,6 +21,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cserver.booleans import Bool
 from cserver.config.side import SideProcesses
 from cserver.config.sources import ENV_PREFIX, ConfigError, Origin, gather
+from cserver.debug.address import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DebugAddressError,
+    format_address,
+    parse_debug_address,
+)
 
 Mode = Literal["thread", "pool", "fork", "asgi"]
 
@@ -41,6 +48,8 @@ class Cli:
     aliases: tuple[str, ...] = ()
     dest: str = ""  # runserver's own option name where it already has the flag
     help: str = ""  # when the flag says something else than the setting's description
+    # For a flag whose value may be left out (--debugpy, --debugpy=5678): what it means bare.
+    bare: str = ""
 
 
 def cli_of(info: FieldInfo) -> Cli:
@@ -60,6 +69,22 @@ Addr = Annotated[
     StringConstraints(min_length=1, pattern=r"^[^\s\[\]/]+$"),
     BeforeValidator(_strip_brackets),
 ]
+
+
+def _debug_address(value: Any) -> Any:
+    # Stored as "host:port" (or "" for off), so every source's spelling compares equal.
+    if isinstance(value, bool):
+        value = "true" if value else ""
+    if not isinstance(value, str | int):
+        return value
+    try:
+        address = parse_debug_address(str(value))
+    except DebugAddressError as exc:
+        raise PydanticCustomError("debug_address", str(exc)) from None
+    return format_address(*address) if address else ""
+
+
+DebugAddress = Annotated[str, BeforeValidator(_debug_address)]
 
 
 def _default_addr(data: dict[str, Any]) -> str:
@@ -222,6 +247,14 @@ class ServerConfig(BaseSettings):
     )
     diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
         Field(False, description="serve the diagnostics to non-loopback clients too")
+    )
+    debugpy: Annotated[DebugAddress, Cli("--debugpy", metavar="[HOST:]PORT", bare="true")] = Field(
+        "",
+        description="listen for a debugger (debugpy, the debug extra) on [HOST:]PORT for the "
+        f"whole run, across reloads; true or a bare flag means {DEFAULT_HOST}:{DEFAULT_PORT}",
+    )
+    debugpy_wait: Annotated[Bool, Cli("--debugpy-wait", switch="on")] = Field(
+        False, description="hold the first request until a debugger attaches (with debugpy)"
     )
     # The project around the server: `cserver init` writes these into the stack and
     # `cserver dev` runs them locally. No runcserver flag: the server never reads them.

@@ -38,6 +38,7 @@ class Generation:
     # Set when a change or SIGHUP started it: (reason, seconds from the write to detection).
     trigger: tuple[str, float, float] | None = None
     loaded: float = 0.0
+    debug_port: int | None = None  # its debugpy adapter's (--debugpy)
     dirs: set[Path] = field(default_factory=set)
 
 
@@ -56,6 +57,7 @@ class Launcher:
             STATUS_FD_ENV: str(status_w),
         }
         self.args = autoreload.get_child_arguments()
+        self.started = 0
 
     def start(
         self,
@@ -70,6 +72,8 @@ class Launcher:
         stderr_r, stderr_w = os.pipe()
         changes_r, changes_w = os.pipe()
         spawned = time.monotonic()
+        self.started += 1
+        self.env[generation.NUMBER_ENV] = str(self.started)
         pid = None
         if first is not None:
             pid = self._fork_here(first, early, (stderr_r, changes_w), stderr_w, changes_r)
@@ -109,7 +113,15 @@ class Launcher:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             os.environ.update(
-                {key: self.env[key] for key in (LISTEN_FD_ENV, SUPERVISOR_PID_ENV, STATUS_FD_ENV)}
+                {
+                    key: self.env[key]
+                    for key in (
+                        LISTEN_FD_ENV,
+                        SUPERVISOR_PID_ENV,
+                        STATUS_FD_ENV,
+                        generation.NUMBER_ENV,
+                    )
+                }
             )
             os.environ[generation.CHANGES_FD_ENV] = str(changes_r)
             first()

@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from cserver.debug.proxy import DebugProxy
 from cserver.procutil import become_subreaper, exited_children, signal_all
 from cserver.reload import filewatch
 from cserver.reload.errors import serve_error_until
@@ -68,8 +69,12 @@ class Supervisor:
         listener: socket.socket,
         grace_period: float,
         first: Callable[[], None] | None = None,
+        debug_listener: socket.socket | None = None,
     ) -> None:
         self.listener = listener
+        # The IDE's port (--debugpy): forwarded to the adapter of the current generation.
+        self.debug_listener = debug_listener
+        self.debug: DebugProxy | None = None
         # Serves the first generation in a child forked from this very process, whose
         # project is loaded already: the first start skips a second interpreter's imports.
         self.first = first
@@ -107,13 +112,18 @@ class Supervisor:
     def run(self) -> int:
         for sig in (*_STOP_SIGNALS, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
-        self.launcher = Launcher(
-            self.listener, self._status_w, (self._wake_r, self._wake_w, self._status_r)
-        )
+        private = [self._wake_r, self._wake_w, self._status_r]
+        if self.debug_listener is not None:
+            private.append(self.debug_listener.fileno())
+        self.launcher = Launcher(self.listener, self._status_w, private)
         early = take_early()
         if self.first is not None:
             # Before the watcher thread exists: a fork must find this process single-threaded.
             self._spawn(None, early)
+        if self.debug_listener is not None:
+            # A thread: only after the fork above.
+            self.debug = DebugProxy(self.debug_listener)
+            self.debug.start()
         code_dirs = filewatch.project_dirs() | self.extra_dirs
         self.watch = filewatch.Watch(code_dirs, filewatch.restartless_globs())
         self.watcher = filewatch.Watcher(self.watch, self._on_change)
@@ -140,6 +150,8 @@ class Supervisor:
             self.watcher.stop()
             if self.warm is not None:
                 self.warm.close()
+            if self.debug is not None:
+                self.debug.close()
         return 0
 
     def _wait_for_events(self) -> None:
@@ -236,6 +248,8 @@ class Supervisor:
                 continue
             with contextlib.suppress(OSError):
                 os.close(gone.changes_fd)
+            if gone.debug_port is not None and self.debug is not None:
+                self.debug.retire(gone.debug_port)
             if gone is self.current and self.state == RUNNING:
                 self.current = None
                 # Its last words, for the error page. Only here: a retiring fork-mode
@@ -252,6 +266,8 @@ class Supervisor:
         sys.stderr.flush()
         self.error = gone.tail.last_error() or f"exit status {code}"
         self.state = ERROR
+        if self.debug is not None:
+            self.debug.switch(None)  # an IDE attaching now waits for the fixed generation
 
     def _read_status(self) -> None:
         with contextlib.suppress(OSError):
@@ -270,6 +286,10 @@ class Supervisor:
                 self._watch_more(Path(arg))
             elif state == "ready":
                 self._log_timing(gen, now)
+            elif state == "debugpy" and arg.isdigit():
+                gen.debug_port = int(arg)
+                if gen is self.current and self.debug is not None:
+                    self.debug.switch(gen.debug_port)
 
     def _watch_more(self, directory: Path) -> None:
         if directory.resolve() in self.watch.code_dirs:

@@ -157,14 +157,20 @@ class Command(StaticfilesRunserverCommand):
             self.inner_run(None, **options)
             return
         listener = self._bind_or_exit()
+        debug_listener = self._bind_debug_port_or_exit()
         if self.startup_error is not None:
-            supervisor = Supervisor(listener, self.config.grace_period)
+            supervisor = Supervisor(
+                listener, self.config.grace_period, debug_listener=debug_listener
+            )
             supervisor.watch_also(error_file(self.startup_error))
         else:
             # The project is loaded here already: the first generation forks from this
             # process and goes straight to its checks.
             supervisor = Supervisor(
-                listener, self.config.grace_period, lambda: self.inner_run(None, **options)
+                listener,
+                self.config.grace_period,
+                lambda: self.inner_run(None, **options),
+                debug_listener=debug_listener,
             )
         sys.exit(supervisor.run())
 
@@ -174,6 +180,28 @@ class Command(StaticfilesRunserverCommand):
             return create_listener(config.addr, config.port, config.ipv6, config.backlog)
         except OSError as exc:
             self.stderr.write(f"Error: {bind_error_text(exc)}")
+            sys.exit(1)
+
+    def _bind_debug_port_or_exit(self) -> socket.socket | None:
+        """The debugger's port, bound once for the whole run (cserver.debug.proxy)."""
+        if not self.config.debugpy:
+            return None
+        import importlib.util
+
+        from cserver.debug.address import format_address, parse_debug_address
+        from cserver.debug.proxy import bind_debug_port
+        from cserver.debug.session import MISSING
+
+        if importlib.util.find_spec("debugpy") is None:
+            raise CommandError(MISSING)
+        address = parse_debug_address(self.config.debugpy)
+        assert address is not None  # the setting is "" when off
+        try:
+            return bind_debug_port(*address)
+        except OSError as exc:
+            self.stderr.write(
+                f"Error: the debugger port {format_address(*address)}: {bind_error_text(exc)}"
+            )
             sys.exit(1)
 
     def inner_run(self, *args: Any, **options: Any) -> None:
@@ -194,6 +222,8 @@ class Command(StaticfilesRunserverCommand):
             self.stderr.write(f"Warning: could not check migrations: {first_line(exc)}")
         # Nothing opened by the checks may reach a worker, and above all not a forked child.
         close_all()
+        # Before the server forks anything: its children join the debugger as sub-sessions.
+        debugger = self._start_debugger(config)
         if listener is None:
             listener = self._bind_or_exit()
         handler = self.get_handler(*args, **options)
@@ -203,11 +233,27 @@ class Command(StaticfilesRunserverCommand):
         if warning:
             self.stdout.write(self.style.WARNING(warning))
         self.stdout.write(describe(config, server))
+        for line in debugger:
+            self.stdout.write(line)
         self.stdout.flush()
+        if config.debugpy_wait and debugger and generation.number() == 1:
+            from cserver.debug.session import wait_for_client
+
+            wait_for_client()  # the socket queues the first requests meanwhile
         if generation.is_child():
             generation.report("ready")
             server.follow_changes(report_dirs)
         self._serve(server)
+
+    def _start_debugger(self, config: ServerConfig) -> list[str]:
+        if not config.debugpy:
+            return []
+        from cserver.debug.session import DebugpyMissing, start_debugger
+
+        try:
+            return start_debugger(config.debugpy, generation.is_child(), config.debugpy_wait)
+        except DebugpyMissing as exc:
+            raise CommandError(str(exc)) from None
 
     def _serve(self, server: Server) -> None:
         def stop(signum: int, frame: object) -> None:
