@@ -183,7 +183,9 @@ def test_stop_is_fast_and_finishes_the_request_in_flight(stack: ComposeStack) ->
     assert result["response"].status_code == 200
     # Same clock (the container's is the host's): the request was still running at the stop.
     assert result["response"].json()["finished"] > stop_issued
-    assert elapsed < 2.0, f"docker compose stop web took {elapsed:.2f} s"
+    # Well under Compose's 10 s before SIGKILL: the server drained and exited on SIGTERM
+    # (a loaded machine stretches the drain, not the bound that matters).
+    assert elapsed < 8.0, f"docker compose stop web took {elapsed:.2f} s"
     assert stack.container("web").attrs["State"]["ExitCode"] == 0
 
 
