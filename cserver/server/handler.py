@@ -91,7 +91,10 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
     environ["cserver.delay_ms"] = delay_ms
     response = Response(conn, ctx, head.version, head.method, keep_alive, head.raw_line)
     try:
-        keep_alive = run_app(ctx, environ, response)
+        if head.target == "*":  # the parser allows it for OPTIONS only
+            keep_alive = answer_server_options(response)
+        else:
+            keep_alive = run_app(ctx, environ, response)
     finally:
         if reader is None:
             body.close()
@@ -107,6 +110,25 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
     return keep_alive and not ctx.stopping.is_set()
 
 
+# What "OPTIONS *" is told: the methods the server hands to the application.
+SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def answer_server_options(response: Response) -> bool:
+    """Answer "OPTIONS *" here, 200 with Allow, without the application.
+
+    The asterisk asks about the server, not a resource (RFC 9110 section 9.3.7). Django
+    has no URL for "*": handed over, as gunicorn does, the request would reach the
+    resolver with some made-up path and be answered for a page that does not exist (a
+    200 from a catch-all view, or a 404 that is not true of the server). So the server
+    answers for itself, with the methods it passes on; a resource's own methods are its
+    view's business, asked with OPTIONS on its URL.
+    """
+    response.start_response("200 OK", [("Allow", SERVER_METHODS), ("Content-Length", "0")])
+    response.start()
+    return response.finish()
+
+
 def _environ(conn: ClientConnection, ctx: ServerContext, head: RequestHead) -> dict[str, Any]:
     """The WSGI environ of a parsed head, without its body."""
     environ = ctx.base_environ()
@@ -120,7 +142,8 @@ def _environ(conn: ClientConnection, ctx: ServerContext, head: RequestHead) -> d
         if key != "CONTENT_TYPE":
             key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
-    # A fragment is never part of the request (RFC 9112 section 3.2); drop one sent anyway.
+    # A fragment is never part of the request (RFC 9112 section 3.2): one sent anyway is
+    # accepted and dropped (target.py says why), so the application never sees it.
     path, _, query = head.target.partition("#")[0].partition("?")
     if path[:1] != "/":
         # Absolute-form target (or OPTIONS *): the path starts after the authority.

@@ -109,8 +109,15 @@ CORPUS = [
         modes=ALL_MODES,
     ),
     case(
-        "unknown transfer-encoding",
+        # Chunked not last: the length cannot be known, 400 (RFC 9112 section 6.3).
+        "transfer-encoding without chunked",
         head([b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: gzip"]),
+        400,
+    ),
+    case(
+        # A coding the server does not decode: 501 (RFC 9112 section 6.1).
+        "unknown transfer-encoding",
+        head([b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: gzip, chunked"]),
         501,
     ),
     case(
@@ -330,7 +337,7 @@ def test_body_at_the_limit_is_accepted(server_for, mode: str) -> None:
 
 def test_chunked_body_reaches_the_application(server_for) -> None:
     server = server_for("pool")
-    body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+    body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: x\r\n\r\n"
     data = head(
         [b"POST /echo HTTP/1.1", HOST, b"Transfer-Encoding: chunked", b"Connection: close"], body
     )

@@ -10,6 +10,7 @@ Transfer-Encoding (501) or expectation (417). Bodies (chunk framing) are h11's a
 
 from __future__ import annotations
 
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, HeadLimits
 from cserver.server.reader import RequestReader
 
 
@@ -18,8 +19,8 @@ class HeadGate:
 
     __slots__ = ("_reader",)
 
-    def __init__(self) -> None:
-        self._reader = RequestReader(bytearray())
+    def __init__(self, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> None:
+        self._reader = RequestReader(bytearray(), limits)
 
     @property
     def receiving(self) -> bool:
