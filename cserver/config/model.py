@@ -232,14 +232,14 @@ class ServerConfig(BaseSettings):
             DEFAULT_REQUEST_LINE_BYTES,
             ge=16,
             le=1 << 20,
-            description="longest request line accepted (414 beyond)",
+            description="longest request line accepted, CRLF included (414 beyond)",
         )
     )
     max_header_bytes: Annotated[int, Cli("--max-header-bytes", metavar="BYTES")] = Field(
         DEFAULT_HEADER_BYTES,
         ge=16,
         le=1 << 20,
-        description="longest header field line accepted, name and value (431 beyond)",
+        description="longest header field line accepted, CRLF included (431 beyond)",
     )
     max_headers: Annotated[int, Cli("--max-headers", metavar="N")] = Field(
         DEFAULT_HEADERS,

@@ -28,6 +28,12 @@ class ClientGone(ConnectionError):
     """
 
 
+class ClientClosedEarly(ClientGone):
+    """The client ended its sending side (a clean end of stream) with the request
+    incomplete. It may still read: the server answers 400 rather than vanish (RFC 9112
+    section 8 allows an error response to an incomplete request before closing)."""
+
+
 class ClientTimeout(ClientGone):
     """The client sent too slowly: a deadline passed."""
 

@@ -34,9 +34,11 @@ SINGLETON_FIELDS = frozenset(
 )
 
 # Fields a trailer section must not carry (RFC 9110 section 6.5.1: framing, routing,
-# authentication, request modifiers and the content's format are needed before the content
-# is read; section 6.5.2 lets a recipient refuse them). A server that merged them late, or
-# a proxy that forwarded them into a head, would let a body rewrite its own request.
+# connection control, authentication and request modifiers are needed before the content
+# is read). A server that merged them late, or a proxy that forwarded them into a head,
+# would let a body rewrite its own request, so they are refused. Other trailers (a
+# checksum, or Content-Type as gunicorn's corpus sends) are read and dropped: the
+# application never sees trailers.
 FORBIDDEN_TRAILERS = frozenset(
     {
         "content-length",
@@ -48,14 +50,9 @@ FORBIDDEN_TRAILERS = frozenset(
         "keep-alive",
         "upgrade",
         "expect",
-        "content-type",
-        "content-encoding",
-        "content-range",
         "authorization",
         "proxy-authorization",
-        "cache-control",
         "max-forwards",
-        "range",
     }
 )
 

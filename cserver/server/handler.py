@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from cserver.server.body import BodyReader, read_chunked
 from cserver.server.canned import canned_response
-from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
+from cserver.server.conn import ClientClosedEarly, ClientConnection, ClientGone, ClientTimeout
 from cserver.server.context import ServerContext
 from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large
 from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
@@ -74,14 +74,17 @@ def read_head(
             deadline = reader.deadline or time.monotonic() + header_timeout
         if not conn.fill(deadline, io_timeout):
             if conn.buf:
-                raise ClientGone("closed mid-request")
+                raise incomplete_request("closed in the middle of the request head")
             return None
 
 
 def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: RequestHead) -> bool:
     environ = _environ(conn, ctx, head)
     environ["cserver.worker"] = worker
-    body, reader = _request_body(conn, ctx, head, environ)
+    try:
+        body, reader = _request_body(conn, ctx, head, environ)
+    except ClientClosedEarly as exc:
+        raise incomplete_request(str(exc)) from None
     environ["wsgi.input"] = body
     keep_alive = head.keep_alive and ctx.keepalive and not ctx.stopping.is_set()
     delay_ms = None
@@ -95,6 +98,10 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
             keep_alive = answer_server_options(response)
         else:
             keep_alive = run_app(ctx, environ, response)
+    except ClientGone:
+        if reader is not None and reader.closed_early and not response.sent:
+            raise incomplete_request("closed its side before the end of the body") from None
+        raise
     finally:
         if reader is None:
             body.close()
@@ -127,6 +134,11 @@ def answer_server_options(response: Response) -> bool:
     response.start_response("200 OK", [("Allow", SERVER_METHODS), ("Content-Length", "0")])
     response.start()
     return response.finish()
+
+
+def incomplete_request(detail: str) -> HttpError:
+    """The 400 for a client that half-closed before its request was complete."""
+    return HttpError(400, "Bad Request", f"incomplete request: the client {detail}")
 
 
 def _environ(conn: ClientConnection, ctx: ServerContext, head: RequestHead) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def parse_request_line(
     """
     if line[:1] == b"\x16":
         raise bad_request(TLS_DETAIL)
-    if len(line) > limits.request_line_bytes:
+    if len(line) + 2 > limits.request_line_bytes:  # its CRLF included, as gunicorn counts
         raise _line_too_long(limits)
     shown = line[:80].decode("latin-1")
     parts = line.split(b" ")
@@ -155,24 +155,23 @@ def check_partial(buf: bytearray, line_ok: bool, limits: HeadLimits = DEFAULT_HE
         raise head_too_large(limits)
     if not buf:
         return line_ok
-    if line_ok:
-        # The field line still arriving: refused as soon as it is over the limit.
-        if len(buf) - buf.rfind(b"\n") - 1 > limits.header_bytes + 1:
-            raise _field_too_long(limits)
-        return True
-    if buf[0] == 0x16:
-        raise bad_request(TLS_DETAIL)
-    newline = buf.find(b"\n")
-    if newline < 0:
-        if len(buf) > limits.request_line_bytes + 1:  # a CR may still come
-            raise _line_too_long(limits)
-        space = buf.find(b" ")
-        method = buf[:space] if space >= 0 else buf[: MAX_METHOD_BYTES + 1]
-        if method and (len(method) > MAX_METHOD_BYTES or not _TOKEN_RE.fullmatch(method)):
-            raise bad_request("invalid method")
-        return False
-    end = newline - 1 if newline and buf[newline - 1] == 13 else newline
-    parse_request_line(bytes(buf[:end]), limits)
+    if not line_ok:
+        if buf[0] == 0x16:
+            raise bad_request(TLS_DETAIL)
+        newline = buf.find(b"\n")
+        if newline < 0:
+            if len(buf) >= limits.request_line_bytes:  # with its CRLF it will be over
+                raise _line_too_long(limits)
+            space = buf.find(b" ")
+            method = buf[:space] if space >= 0 else buf[: MAX_METHOD_BYTES + 1]
+            if method and (len(method) > MAX_METHOD_BYTES or not _TOKEN_RE.fullmatch(method)):
+                raise bad_request("invalid method")
+            return False
+        end = newline - 1 if newline and buf[newline - 1] == 13 else newline
+        parse_request_line(bytes(buf[:end]), limits)
+    # The field line still arriving: refused as soon as it is over the limit.
+    if len(buf) - buf.rfind(b"\n") - 1 >= limits.header_bytes:
+        raise _field_too_long(limits)
     return True
 
 
@@ -201,7 +200,7 @@ def parse_fields(lines: list[bytes], limits: HeadLimits) -> list[tuple[str, str]
     section 5), the name a token right up to the colon, no line folded (section 5.2)."""
     if len(lines) > limits.headers:
         raise too_many_fields(limits)
-    if lines and max(map(len, lines)) > limits.header_bytes:
+    if lines and max(map(len, lines)) + 2 > limits.header_bytes:  # CRLF included
         raise _field_too_long(limits)
     headers = []
     for line in b"\n".join(lines).decode("latin-1").split("\n") if lines else ():

@@ -35,7 +35,9 @@ MAX_LINGERING = 256
 class HeadLimits:
     """What one request head may hold; each limit names the setting that raises it."""
 
-    request_line_bytes: int = DEFAULT_REQUEST_LINE_BYTES  # the request line, without CRLF
+    # Lines count with their CRLF, as gunicorn's limits do (its corpus refuses an 8190-byte
+    # field line under its default of 8190).
+    request_line_bytes: int = DEFAULT_REQUEST_LINE_BYTES  # the request line
     header_bytes: int = DEFAULT_HEADER_BYTES  # one field line (name, colon, value)
     headers: int = DEFAULT_HEADERS  # field lines in the head, and trailer lines
 

@@ -430,3 +430,40 @@ def test_chunk_lines_never_more_lenient_than_h11(line: bytes) -> None:
     # h11 allows whitespace after the size and any byte in an extension; we follow
     # RFC 9112 7.1 (no whitespace around the size, no control characters), as gunicorn
     # and waitress do, so a proxy and this server never split a body differently.
+
+
+def test_a_field_line_over_the_limit_fails_before_the_head_ends(conn: ClientConnection) -> None:
+    conn.buf += b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 8200
+    with pytest.raises(HttpError) as caught:
+        conn.reader.take_head()
+    assert caught.value.status == 431 and "CSERVER_MAX_HEADER_BYTES" in caught.value.detail
+
+
+def test_a_request_line_over_the_limit_fails_before_it_ends(conn: ClientConnection) -> None:
+    conn.buf += b"GET /" + b"a" * 4100
+    with pytest.raises(HttpError) as caught:
+        conn.reader.take_head()
+    assert caught.value.status == 414 and "CSERVER_MAX_REQUEST_LINE_BYTES" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("trailers", "error"),
+    [
+        (b"X-Checksum: 1\r\nVary: *\r\n", None),
+        (b"Content-Length: 5\r\n", "content-length is not allowed"),
+        (b"host: a\r\n", "host is not allowed"),
+        (b"TE: trailers\r\n", "te is not allowed"),
+        (b"Bad Name: x\r\n", "malformed header line"),
+        (b"X: a\x7fb\r\n", "control character"),
+        (b"".join(b"X-%d: v\r\n" % n for n in range(101)), "more than 100 trailer fields"),
+    ],
+)
+def test_trailer_fields(trailers: bytes, error: str | None) -> None:
+    body = ChunkedBody(100)
+    buf = bytearray(b"1\r\na\r\n0\r\n" + trailers + b"\r\n")
+    if error is None:
+        assert body.feed(buf) and body.file.read() == b"a"
+        return
+    with pytest.raises(HttpError) as caught:
+        body.feed(buf)
+    assert error in caught.value.detail
