@@ -33,8 +33,10 @@ _FRAGMENT = rb"(?:#%s)?" % _PATH_QUERY
 _ORIGIN_RE = re.compile(rb"/%s%s" % (_PATH_QUERY, _FRAGMENT))
 # authority = [ userinfo "@" ] host [ ":" port ]; host may be an IP literal in brackets.
 _AUTHORITY = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}|\[[0-9A-Fa-f:.]+\])*"
+# absolute-URI with an authority: any scheme (RFC 3986 section 3.1), as a server must accept
+# the absolute-form (RFC 9112 section 3.2.2); the application sees the path.
 _ABSOLUTE_RE = re.compile(
-    rb"[Hh][Tt][Tt][Pp][Ss]?://%s(?:/%s)?(?:\?%s)?%s"
+    rb"[A-Za-z][A-Za-z0-9+\-.]*://%s(?:/%s)?(?:\?%s)?%s"
     % (_AUTHORITY, _PATH_QUERY, _PATH_QUERY, _FRAGMENT)
 )
 _AUTHORITY_FORM_RE = re.compile(

@@ -432,6 +432,23 @@ def test_chunk_lines_never_more_lenient_than_h11(line: bytes) -> None:
     # and waitress do, so a proxy and this server never split a body differently.
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/a/b;c=d?e=f&g=%20",
+        b"//a//b",
+        b"/a?b#fragment",
+        b"/caf\xc3\xa9",
+        b"http://a.example:80/p?q",
+        b"HTTPS://a.example",
+        b"scheme+ext://user:pw!@[::1]:8000/p?q#f",
+    ],
+)
+def test_targets_in_the_grammar(target: bytes) -> None:
+    head = parse_head(b"GET " + target + b" HTTP/1.1\r\nHost: a")
+    assert head.target.encode("latin-1") == target
+
+
 def test_a_field_line_over_the_limit_fails_before_the_head_ends(conn: ClientConnection) -> None:
     conn.buf += b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 8200
     with pytest.raises(HttpError) as caught:
