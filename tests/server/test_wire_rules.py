@@ -225,3 +225,19 @@ def test_low_limits_set_through_the_settings(low_limit_server) -> None:
     assert statuses(send(port, get("/hello", b"A: 1", b"B: 2", b"C: 3"))) == [200]
     raw = send(port, get("/hello", b"A: 1", b"B: 2", b"C: 3", b"D: 4"))
     assert statuses(raw) == [431] and b"more than 4 header fields" in raw, raw
+
+
+BIG_FIELDS = ("--setting", "max_header_bytes=40000")
+
+
+@pytest.fixture(params=HEAD_MODES)
+def big_field_server(request, wire_server):
+    return wire_server(request.param, *BIG_FIELDS)
+
+
+def test_a_raised_field_limit_is_honoured_in_every_mode(big_field_server) -> None:
+    # 30 KB in one field: over the default of 8190, within the setting.
+    raw = send(big_field_server.port, get("/hello", b"X: " + b"y" * 30_000))
+    assert statuses(raw) == [200], raw[:200]
+    raw = send(big_field_server.port, get("/hello", b"X: " + b"y" * 40_000))
+    assert statuses(raw) == [431], raw[:200]
