@@ -7,7 +7,7 @@ modes refuse, with the same status: a head, field line or field count over the h
 the header timeout, an unsupported version (505), a target outside the grammar, a field
 that takes one value sent twice, Transfer-Encoding and Content-Length together, a coding
 before chunked (501) or an unknown expectation (417). Bodies (chunk framing, trailers) are
-h11's alone, and so is "OPTIONS *", which reaches the application.
+h11's alone; "OPTIONS *" is answered by the server layer (layer.py).
 """
 
 from __future__ import annotations
