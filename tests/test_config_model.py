@@ -58,10 +58,16 @@ def test_limits_have_no_defaults_and_come_from_the_config() -> None:
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Limits))
     flags = {"keepalive_timeout": 1.5, "header_timeout": 2.5, "grace_period": 0.5}
     flags |= {"workers": 3, "connection_limit": 7, "max_body_bytes": 11}
+    flags |= {"max_request_line_bytes": 40, "max_header_bytes": 50, "max_headers": 6}
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     for name, value in flags.items():
         assert getattr(limits, name) == value
+    assert (limits.head.request_line_bytes, limits.head.header_bytes, limits.head.headers) == (
+        40,
+        50,
+        6,
+    )
 
 
 @pytest.mark.parametrize("word", sorted(TRUE_WORDS | FALSE_WORDS | {"maybe", "2", "yes!"}))

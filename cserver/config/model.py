@@ -32,6 +32,12 @@ from cserver.debug.address import (
 Mode = Literal["thread", "pool", "fork", "asgi"]
 
 
+# The defaults of the request head limits, gunicorn's (its limit_request_line,
+# limit_request_field_size and limit_request_fields); server/limits.py takes them from here.
+DEFAULT_REQUEST_LINE_BYTES = 4094
+DEFAULT_HEADER_BYTES = 8190
+DEFAULT_HEADERS = 100
+
 # The flag of a setting that no command line takes (it belongs to the stack, not the server).
 NO_FLAG = "-"
 
@@ -244,6 +250,27 @@ class ServerConfig(BaseSettings):
         ge=0,
         le=1 << 40,
         description="largest request body accepted (413 beyond; 0 refuses every body)",
+    )
+    # A client cannot make the server hold an endless head; each refusal names its setting.
+    max_request_line_bytes: Annotated[int, Cli("--max-request-line-bytes", metavar="BYTES")] = (
+        Field(
+            DEFAULT_REQUEST_LINE_BYTES,
+            ge=16,
+            le=1 << 20,
+            description="longest request line accepted, CRLF included (414 beyond)",
+        )
+    )
+    max_header_bytes: Annotated[int, Cli("--max-header-bytes", metavar="BYTES")] = Field(
+        DEFAULT_HEADER_BYTES,
+        ge=16,
+        le=1 << 20,
+        description="longest header field line accepted, CRLF included (431 beyond)",
+    )
+    max_headers: Annotated[int, Cli("--max-headers", metavar="N")] = Field(
+        DEFAULT_HEADERS,
+        ge=1,
+        le=10000,
+        description="most header fields in a request, and trailer fields (431 beyond)",
     )
     diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
         Field(False, description="serve the diagnostics to non-loopback clients too")

@@ -223,7 +223,7 @@ class BaseServer(ServerCore):
                 return
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = ClientConnection(sock, addr)
+            conn = ClientConnection(sock, addr, self.limits.head)
             if not self._admit():
                 self.refuse(conn)
             else:

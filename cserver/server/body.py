@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-from cserver.server.conn import ClientConnection, ClientGone
+from cserver.server.conn import ClientClosedEarly, ClientConnection, ClientGone
 from cserver.server.limits import RECV_SIZE
 
 __all__ = ["BodyReader", "read_chunked"]
@@ -24,6 +24,7 @@ class BodyReader:
         self._io_timeout = io_timeout
         self._deadline = 0.0
         self.broken = False  # the client went away before the whole body came
+        self.closed_early = False  # ...by ending its sending side: it may still read
 
     def prefetch(self, limit: int) -> None:
         """Buffer the whole body now if it is at most ``limit`` bytes, so the application
@@ -44,8 +45,8 @@ class BodyReader:
         except ClientGone:
             self.broken = True
             raise
-        self.broken = True
-        raise ClientGone("closed mid-body")
+        self.broken = self.closed_early = True
+        raise ClientClosedEarly(f"closed with {self.remaining - len(conn.buf)} body bytes missing")
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -111,7 +112,7 @@ def read_chunked(
     try:
         while not body.feed(conn.buf):
             if not conn.fill(deadline, io_timeout):
-                raise ClientGone("closed mid-chunk")
+                raise ClientClosedEarly("closed in the middle of a chunked body")
     except BaseException:
         body.close()
         raise

@@ -5,8 +5,16 @@ from __future__ import annotations
 import tempfile
 from typing import IO
 
-from cserver.server.http import HttpError, bad_request, body_too_large, chunk_size
-from cserver.server.limits import MAX_CHUNK_LINE, MAX_HEADERS, SPOOL_BYTES
+from cserver.server.fields import check_trailer
+from cserver.server.http import (
+    HttpError,
+    bad_request,
+    body_too_large,
+    chunk_size,
+    parse_fields,
+    too_many_fields,
+)
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, MAX_CHUNK_LINE, SPOOL_BYTES, HeadLimits
 
 __all__ = ["ChunkedBody"]
 
@@ -20,8 +28,9 @@ class ChunkedBody:
     An error found by the selector is kept and raised to the worker, which answers it.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, head_limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> None:
         self.limit = limit
+        self.head_limits = head_limits
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         self.total = 0
         self.done = False
@@ -68,9 +77,7 @@ class ChunkedBody:
                     self.done = True
                     self.file.seek(0)
                 else:
-                    self._trailers += 1  # trailers are read and dropped
-                    if self._trailers > MAX_HEADERS:
-                        raise HttpError(431, "Request Header Fields Too Large", "too many trailers")
+                    self._trailer_line(line)
         return True
 
     def _chunk_started(self, line: bytes) -> None:
@@ -83,11 +90,28 @@ class ChunkedBody:
         self._left = size
         self._state = _DATA if size else _TRAILER
 
+    def _trailer_line(self, line: bytes) -> None:
+        """Check one trailer field line by the rules of a header line, then drop it.
+
+        The application never sees trailers, but a malformed or forbidden one is refused:
+        a proxy in front may have read the body's end, or the fields, differently.
+        """
+        limits = self.head_limits
+        self._trailers += 1
+        if self._trailers > limits.headers:
+            raise too_many_fields(limits, "trailer fields")
+        if b"\r" in line or line.translate(None, _CTL_BYTES) != line:
+            raise bad_request("control character in a trailer field")
+        ((name, _),) = parse_fields([line], limits)
+        check_trailer(name.lower())
+
     def close(self) -> None:
         self.file.close()
 
 
 _SIZE, _DATA, _CRLF, _TRAILER = range(4)
+# As in a head: control characters other than HTAB (CR and LF end the line already).
+_CTL_BYTES = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 
 
 def _take_line(buf: bytearray) -> bytes | None:

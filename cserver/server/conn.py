@@ -7,7 +7,7 @@ import select
 import socket
 import time
 
-from cserver.server.limits import LINGER_BYTES, RECV_SIZE
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, LINGER_BYTES, RECV_SIZE, HeadLimits
 from cserver.server.reader import RequestReader
 
 # Connection states, kept as small ints: they are read on every request.
@@ -26,6 +26,12 @@ class ClientGone(ConnectionError):
     A ConnectionError, so that Django reading ``wsgi.input`` turns it into its own
     UnreadablePostError like any other broken read.
     """
+
+
+class ClientClosedEarly(ClientGone):
+    """The client ended its sending side (a clean end of stream) with the request
+    incomplete. It may still read: the server answers 400 rather than vanish (RFC 9112
+    section 8 allows an error response to an incomplete request before closing)."""
 
 
 class ClientTimeout(ClientGone):
@@ -50,7 +56,12 @@ class ClientConnection:
         "state",
     )
 
-    def __init__(self, sock: socket.socket, addr: tuple | str | None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        addr: tuple | str | None,
+        head_limits: HeadLimits = DEFAULT_HEAD_LIMITS,
+    ) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.addr = addr
@@ -58,7 +69,7 @@ class ClientConnection:
         self.buf = bytearray()
         self.state = IDLE
         self.since = 0.0  # when the connection last became idle
-        self.reader = RequestReader(self.buf)
+        self.reader = RequestReader(self.buf, head_limits)
         self.requests_served = 0
         self.linger = False  # an error response went out: close gracefully
         # How much the client may still send while we close, and until when.

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from cserver.server.body import BodyReader, read_chunked
 from cserver.server.canned import canned_response
-from cserver.server.conn import ClientConnection, ClientGone, ClientTimeout
+from cserver.server.conn import ClientClosedEarly, ClientConnection, ClientGone, ClientTimeout
 from cserver.server.context import ServerContext
 from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large
 from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
@@ -74,14 +74,17 @@ def read_head(
             deadline = reader.deadline or time.monotonic() + header_timeout
         if not conn.fill(deadline, io_timeout):
             if conn.buf:
-                raise ClientGone("closed mid-request")
+                raise incomplete_request("closed in the middle of the request head")
             return None
 
 
 def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: RequestHead) -> bool:
     environ = _environ(conn, ctx, head)
     environ["cserver.worker"] = worker
-    body, reader = _request_body(conn, ctx, head, environ)
+    try:
+        body, reader = _request_body(conn, ctx, head, environ)
+    except ClientClosedEarly as exc:
+        raise incomplete_request(str(exc)) from None
     environ["wsgi.input"] = body
     keep_alive = head.keep_alive and ctx.keepalive and not ctx.stopping.is_set()
     delay_ms = None
@@ -91,7 +94,14 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
     environ["cserver.delay_ms"] = delay_ms
     response = Response(conn, ctx, head.version, head.method, keep_alive, head.raw_line)
     try:
-        keep_alive = run_app(ctx, environ, response)
+        if head.target == "*":  # the parser allows it for OPTIONS only
+            keep_alive = answer_server_options(response)
+        else:
+            keep_alive = run_app(ctx, environ, response)
+    except ClientGone:
+        if reader is not None and reader.closed_early and not response.sent:
+            raise incomplete_request("closed its side before the end of the body") from None
+        raise
     finally:
         if reader is None:
             body.close()
@@ -107,6 +117,30 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
     return keep_alive and not ctx.stopping.is_set()
 
 
+# What "OPTIONS *" is told: the methods the server hands to the application.
+SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def answer_server_options(response: Response) -> bool:
+    """Answer "OPTIONS *" here, 200 with Allow, without the application.
+
+    The asterisk asks about the server, not a resource (RFC 9110 section 9.3.7). Django
+    has no URL for "*": handed over, as gunicorn does, the request would reach the
+    resolver with some made-up path and be answered for a page that does not exist (a
+    200 from a catch-all view, or a 404 that is not true of the server). So the server
+    answers for itself, with the methods it passes on; a resource's own methods are its
+    view's business, asked with OPTIONS on its URL.
+    """
+    response.start_response("200 OK", [("Allow", SERVER_METHODS), ("Content-Length", "0")])
+    response.start()
+    return response.finish()
+
+
+def incomplete_request(detail: str) -> HttpError:
+    """The 400 for a client that half-closed before its request was complete."""
+    return HttpError(400, "Bad Request", f"incomplete request: the client {detail}")
+
+
 def _environ(conn: ClientConnection, ctx: ServerContext, head: RequestHead) -> dict[str, Any]:
     """The WSGI environ of a parsed head, without its body."""
     environ = ctx.base_environ()
@@ -120,7 +154,8 @@ def _environ(conn: ClientConnection, ctx: ServerContext, head: RequestHead) -> d
         if key != "CONTENT_TYPE":
             key = "HTTP_" + key
         environ[key] = f"{environ[key]},{value}" if key in environ else value
-    # A fragment is never part of the request (RFC 9112 section 3.2); drop one sent anyway.
+    # A fragment is never part of the request (RFC 9112 section 3.2): one sent anyway is
+    # accepted and dropped (target.py says why), so the application never sees it.
     path, _, query = head.target.partition("#")[0].partition("?")
     if path[:1] != "/":
         # Absolute-form target (or OPTIONS *): the path starts after the authority.

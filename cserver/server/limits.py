@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import TYPE_CHECKING
+
+from cserver.config.model import DEFAULT_HEADER_BYTES, DEFAULT_HEADERS, DEFAULT_REQUEST_LINE_BYTES
 
 if TYPE_CHECKING:
     from cserver.config import ServerConfig
 
 # Wire-format limits. A head over these is refused, so one client cannot fill memory.
+# The whole head, whatever the settings below allow of each line (see HeadLimits.head_bytes).
 MAX_HEAD_BYTES = 64 * 1024
-MAX_LINE_BYTES = 16 * 1024
-MAX_HEADERS = 100
 MAX_METHOD_BYTES = 64
 RECV_SIZE = 64 * 1024
 # A chunked body's size line (with its extensions).
@@ -27,6 +29,25 @@ SPOOL_BYTES = 1024 * 1024
 # how many such closing connections we keep at least (the connection limit, if higher).
 LINGER_BYTES = 1024 * 1024
 MAX_LINGERING = 256
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """What one request head may hold; each limit names the setting that raises it."""
+
+    # Lines count with their CRLF, as gunicorn's limits do (its corpus refuses an 8190-byte
+    # field line under its default of 8190).
+    request_line_bytes: int = DEFAULT_REQUEST_LINE_BYTES  # the request line
+    header_bytes: int = DEFAULT_HEADER_BYTES  # one field line (name, colon, value)
+    headers: int = DEFAULT_HEADERS  # field lines in the head, and trailer lines
+
+    @property
+    def head_bytes(self) -> int:
+        """The whole head: MAX_HEAD_BYTES, or more when one line alone may be longer."""
+        return max(MAX_HEAD_BYTES, self.request_line_bytes + self.header_bytes + 4)
+
+
+DEFAULT_HEAD_LIMITS = HeadLimits()
 
 
 # Timeouts that no setting exposes.
@@ -49,6 +70,14 @@ class Limits:
     io_timeout: float
     body_timeout: float
     linger_timeout: float
+    max_request_line_bytes: int
+    max_header_bytes: int
+    max_headers: int
+
+    @cached_property
+    def head(self) -> HeadLimits:
+        """The limits of one request head, as the parser takes them."""
+        return HeadLimits(self.max_request_line_bytes, self.max_header_bytes, self.max_headers)
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> Limits:

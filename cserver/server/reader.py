@@ -12,8 +12,15 @@ from __future__ import annotations
 import time
 
 from cserver.server.chunked import ChunkedBody
-from cserver.server.http import HttpError, RequestHead, check_partial, head_end, parse_head
-from cserver.server.limits import MAX_HEAD_BYTES, PREBUFFER_BYTES
+from cserver.server.http import (
+    HttpError,
+    RequestHead,
+    check_partial,
+    head_end,
+    head_too_large,
+    parse_head,
+)
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, PREBUFFER_BYTES, HeadLimits
 
 __all__ = ["CONTINUE", "GO", "WAIT", "RequestReader"]
 
@@ -26,10 +33,21 @@ CONTINUE = 2  # send "100 Continue", then wait for the body
 class RequestReader:
     """Parsing state of the request being received on a connection whose buffer is ``buf``."""
 
-    __slots__ = ("buf", "chunked", "continued", "deadline", "error", "head", "line_ok", "scanned")
+    __slots__ = (
+        "buf",
+        "chunked",
+        "continued",
+        "deadline",
+        "error",
+        "head",
+        "limits",
+        "line_ok",
+        "scanned",
+    )
 
-    def __init__(self, buf: bytearray) -> None:
+    def __init__(self, buf: bytearray, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> None:
         self.buf = buf  # the connection's own buffer, not a copy
+        self.limits = limits
         self.scanned = 0  # bytes of buf already searched for the end of the head
         self.line_ok = False  # the buffered request line was already checked
         self.continued = False  # "100 Continue" was sent for this request
@@ -77,15 +95,15 @@ class RequestReader:
         found = head_end(buf, max(0, self.scanned - 2)) if buf else None
         if found is None:
             self.scanned = len(buf)
-            self.line_ok = check_partial(buf, self.line_ok)
+            self.line_ok = check_partial(buf, self.line_ok, self.limits)
             return None
         end, body = found
         head = bytes(buf[:end])
         del buf[:body]
         self.reset()
-        if end > MAX_HEAD_BYTES:
-            raise HttpError(431, "Request Header Fields Too Large")
-        return parse_head(head)
+        if end > self.limits.head_bytes:
+            raise head_too_large(self.limits)
+        return parse_head(head, self.limits)
 
     def _strip_leading_newlines(self) -> None:
         """Drop the empty lines a client may send between requests (RFC 9112 section 2.2)."""
@@ -111,7 +129,7 @@ class RequestReader:
     def take_chunked(self, limit: int) -> ChunkedBody:
         """The chunked body as far as the selector decoded it, or a new one; the caller
         owns it from here."""
-        body, self.chunked = self.chunked or ChunkedBody(limit), None
+        body, self.chunked = self.chunked or ChunkedBody(limit, self.limits), None
         return body
 
     def expects_continue(self, head: RequestHead, length: int) -> bool:
@@ -144,7 +162,7 @@ class RequestReader:
                 self.deadline = time.monotonic() + body_timeout
         if head.chunked:
             if self.chunked is None:
-                self.chunked = ChunkedBody(max_body)
+                self.chunked = ChunkedBody(max_body, self.limits)
             try:
                 done = self.chunked.feed(self.buf)
             except HttpError:

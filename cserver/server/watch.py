@@ -16,7 +16,7 @@ from collections import deque
 
 from cserver.server.base import ARRIVAL_GRACE, BaseServer
 from cserver.server.conn import HEAD, IDLE, READY, ClientConnection, ClientGone
-from cserver.server.handler import send_error
+from cserver.server.handler import incomplete_request, send_error
 from cserver.server.http import HttpError
 from cserver.server.reader import CONTINUE, GO
 
@@ -60,6 +60,14 @@ class WatchingServer(BaseServer):
         if got is None:
             return
         if not got:
+            if conn.state == HEAD and conn.reader.arrived():
+                # Half-closed with a request incomplete: it can still read the answer.
+                self.selector.unregister(conn.sock)
+                self.conns.pop(conn.fd, None)
+                err = incomplete_request("closed its side before the end of the request")
+                send_error(conn, self.ctx, err, wait=0)
+                self.linger(conn)
+                return
             self.drop(conn)
             return
         reader = conn.reader

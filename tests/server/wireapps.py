@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--header-timeout", type=float, default=10.0)
     parser.add_argument("--keepalive-timeout", type=float, default=5.0)
+    # Any other setting, as NAME=VALUE, validated like a command-line flag.
+    parser.add_argument("--setting", action="append", default=[])
     args = parser.parse_args()
     asgi = args.mode == "asgi"
     # asgi mode serves the same routes as an ASGI application (wireapps_asgi.py).
@@ -185,6 +187,7 @@ def main() -> None:
         "keepalive_timeout": args.keepalive_timeout,
         "max_body_bytes": 4 * 1024 * 1024,
     }
+    flags.update(item.split("=", 1) for item in args.setting)
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     ctx = ServerContext(

@@ -2,14 +2,17 @@
 
 h11 parses every request; this gate only judges heads, with the RequestReader of the
 other modes (no rule is written twice), so asgi mode refuses exactly the heads the other
-modes refuse, with the same status: a head too large (431), a request line too long (414),
-HTTP/0.9 or a TLS handshake at once rather than after the header timeout, an unsupported
-version (505), Transfer-Encoding and Content-Length together, an unknown
-Transfer-Encoding (501) or expectation (417). Bodies (chunk framing) are h11's alone.
+modes refuse, with the same status: a head, field line or field count over the head limits
+(431), a request line too long (414), HTTP/0.9 or a TLS handshake at once rather than after
+the header timeout, an unsupported version (505), a target outside the grammar, a field
+that takes one value sent twice, Transfer-Encoding and Content-Length together, a coding
+before chunked (501) or an unknown expectation (417). Bodies (chunk framing, trailers) are
+h11's alone; "OPTIONS *" is answered by the server layer (layer.py).
 """
 
 from __future__ import annotations
 
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, HeadLimits
 from cserver.server.reader import RequestReader
 
 
@@ -18,8 +21,8 @@ class HeadGate:
 
     __slots__ = ("_reader",)
 
-    def __init__(self) -> None:
-        self._reader = RequestReader(bytearray())
+    def __init__(self, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> None:
+        self._reader = RequestReader(bytearray(), limits)
 
     @property
     def receiving(self) -> bool:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from cserver.server.asgi.response import Exchange, ResponseDone
 from cserver.server.context import ServerContext
-from cserver.server.handler import log_request
+from cserver.server.handler import SERVER_METHODS, log_request
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,6 +58,12 @@ class ServerLayer:
                 )
 
     async def _serve(self, scope: Scope, receive: Receive, exchange: Exchange, slot: _Slot) -> None:
+        if scope.get("raw_path") == b"*" and scope["method"] == "OPTIONS":
+            # Answered by the server, as in the other modes (handler.answer_server_options).
+            headers = [(b"allow", SERVER_METHODS.encode()), (b"content-length", b"0")]
+            await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await exchange.send({"type": "http.response.body", "body": b""})
+            return
         limit = self.ctx.limits.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:

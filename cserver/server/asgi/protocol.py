@@ -45,7 +45,7 @@ class CserverH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusing = False
-        self._gate = HeadGate()
+        self._gate = HeadGate(self.ctx.limits.head)
         self._parse_error: h11.RemoteProtocolError | None = None
         # Keep h11's verdict on a bad request: uvicorn answers every one with a bare 400.
         self.conn.next_event = self._next_event  # type: ignore[method-assign]

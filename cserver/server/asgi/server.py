@@ -121,6 +121,9 @@ class ASGIServer(ServerCore):
             limit_concurrency=None,
             # asyncio listens on the socket again, with this backlog.
             backlog=limits.backlog,
+            # The head gate applies the head limits; h11's own bound (16 KiB by default)
+            # must not refuse first, with a bare 400, a head the settings allow.
+            h11_max_incomplete_event_size=limits.head.head_bytes,
         )
 
 
