@@ -1,6 +1,6 @@
 """Raw WSGI applications that misbehave on purpose, served by a real server in a subprocess.
 
-``python -m tests.server.wireapps MODE [--workers N] [--header-timeout S]`` serves
+``python -m tests.server.wireapps MODE [--workers N] [--header-timeout S] [--linger-* N]`` serves
 ``application`` in that mode on a free loopback port and prints the port; the tests in
 tests/server/test_framing.py talk to it over real sockets. Django would tidy up most of
 what these apps do, so they speak WSGI directly.
@@ -173,6 +173,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--header-timeout", type=float, default=10.0)
     parser.add_argument("--keepalive-timeout", type=float, default=5.0)
+    parser.add_argument("--linger-timeout", type=float, default=30.0)
+    parser.add_argument("--linger-bytes", type=int, default=1024 * 1024)
+    parser.add_argument("--linger-idle", type=float, default=2.0)
     args = parser.parse_args()
     asgi = args.mode == "asgi"
     # asgi mode serves the same routes as an ASGI application (wireapps_asgi.py).
@@ -183,6 +186,9 @@ def main() -> None:
         "workers": args.workers,
         "header_timeout": args.header_timeout,
         "keepalive_timeout": args.keepalive_timeout,
+        "linger_timeout": args.linger_timeout,
+        "linger_bytes": args.linger_bytes,
+        "linger_idle": args.linger_idle,
         "max_body_bytes": 4 * 1024 * 1024,
     }
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
