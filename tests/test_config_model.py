@@ -58,6 +58,7 @@ def test_limits_have_no_defaults_and_come_from_the_config() -> None:
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Limits))
     flags = {"keepalive_timeout": 1.5, "header_timeout": 2.5, "grace_period": 0.5}
     flags |= {"workers": 3, "connection_limit": 7, "max_body_bytes": 11}
+    flags |= {"linger_timeout": 4.5, "linger_idle": 0.25, "linger_bytes": 13}
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     for name, value in flags.items():

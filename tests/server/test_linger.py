@@ -24,6 +24,7 @@ SERVERS = {
     "fork": ("fork",),
     "asgi": ("asgi",),
     "processes": ("pool", "--processes", "2"),
+    "asgi-processes": ("asgi", "--processes", "2"),
 }
 FORBIDDEN = b"no uploads here"
 UPLOAD = 3_000_000
