@@ -59,6 +59,7 @@ def test_limits_have_no_defaults_and_come_from_the_config() -> None:
     flags = {"keepalive_timeout": 1.5, "header_timeout": 2.5, "grace_period": 0.5}
     flags |= {"workers": 3, "connection_limit": 7, "max_body_bytes": 11}
     flags |= {"max_request_line_bytes": 40, "max_header_bytes": 50, "max_headers": 6}
+    flags |= {"linger_timeout": 4.5, "linger_idle": 0.25, "linger_bytes": 13}
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     for name, value in flags.items():

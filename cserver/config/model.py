@@ -272,6 +272,32 @@ class ServerConfig(BaseSettings):
         le=10000,
         description="most header fields in a request, and trailer fields (431 beyond)",
     )
+    # Lingering close: after a response that left input unread (an upload answered 403
+    # unread, a 413), the server half-closes and drops what the client still sends, so the
+    # client reads the whole response instead of a reset. These bound what it drops.
+    linger_timeout: Annotated[float, Cli("--linger-timeout", metavar="SECONDS")] = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="longest a connection closing with input unread drains the client, in seconds",
+    )
+    # Apache's lingering close waits 2 s the same way.
+    linger_idle: Annotated[float, Cli("--linger-idle", metavar="SECONDS")] = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds without a byte after which a closing connection takes the "
+        "client to be done and closes",
+    )
+    linger_bytes: Annotated[int, Cli("--linger-bytes", metavar="BYTES")] = Field(
+        1024 * 1024,
+        ge=0,
+        le=1 << 40,
+        description="bytes drained from a closing connection beyond the unread rest of a "
+        "declared body; a client that sends more is cut off",
+    )
     diagnostics_allow_remote: Annotated[Bool, Cli("--diagnostics-allow-remote", switch="on")] = (
         Field(False, description="serve the diagnostics to non-loopback clients too")
     )

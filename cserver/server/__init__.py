@@ -1,6 +1,7 @@
 """The HTTP/1.1 server; make_server() turns a configuration into a server of the right kind.
 
-base.py       the selector loop, accept, the connection limit, lingering close
+base.py       the selector loop, accept, the connection limit, the shutdown
+lingering.py  lingering close: draining what a client still sends after the response
 thread.py, pool.py, fork.py, processes.py   one module per concurrency model
 conn.py, reader.py, http.py, chunked.py, body.py   a connection, its request, the grammar
 target.py, fields.py, errors.py   request-target forms, field rules, the refusal error

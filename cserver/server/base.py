@@ -9,7 +9,6 @@ import select
 import selectors
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,8 @@ from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
 from cserver.server.handler import handle_request
 from cserver.server.lifecycle import Lifecycle
-from cserver.server.limits import MAX_LINGERING, Limits
+from cserver.server.limits import Limits
+from cserver.server.lingering import LingeringConnections
 from cserver.server.refusals import RefusalLog
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
@@ -131,13 +131,10 @@ class BaseServer(ServerCore):
         self.refused = 0
         self._refusal_log = RefusalLog()
         self._accept_paused_until = 0.0
-        self._lingering: dict[int, ClientConnection] = {}
-        # Refused connections linger too, so a flood over the limit gets clean 503s. With
-        # this many lingering and the limit reached, accepting pauses: further clients wait
-        # in the listen backlog instead of being reset.
-        self._max_lingering = max(MAX_LINGERING, limits.connection_limit)
+        # With the lingering connections at their cap and the limit reached, accepting
+        # pauses: further clients wait in the listen backlog instead of being reset.
+        self.lingering = LingeringConnections(self.selector, limits)
         self._full = False
-        self._to_linger: deque[ClientConnection] = deque()
         # Set in a worker process of --processes N: the limit counts every process.
         self.budget: ConnectionBudget | None = None
 
@@ -185,7 +182,8 @@ class BaseServer(ServerCore):
                 self._take_lingering()
                 self.woken()
             elif data.state == LINGER:
-                self._linger_ready(data)
+                if self.lingering.readable(data):
+                    self._resume_if_room()
             else:
                 self.client_ready(data)
 
@@ -207,7 +205,7 @@ class BaseServer(ServerCore):
         for _ in range(64):
             if self.budget is not None and self._leave_to_peer(self.budget):
                 return
-            if len(self._lingering) >= self._max_lingering and self._at_limit():
+            if self.lingering.full and self._at_limit():
                 self._full = True
                 self.set_accepting(False)
                 return
@@ -257,56 +255,37 @@ class BaseServer(ServerCore):
             conn.sock.send(data)  # a fresh socket's send buffer takes this whole
         # The client may not have sent its request yet: closing before it does would make
         # that request draw a reset, which can destroy the 503 before the client reads it.
-        self.linger(conn, max(self.limits.linger_timeout, self.limits.keepalive_timeout))
+        self.linger(conn, idle=max(self.limits.linger_idle, self.limits.keepalive_timeout))
         self._refusal_log.refused(self.limits.connection_limit)
 
-    def linger(self, conn: ClientConnection, timeout: float | None = None) -> None:
-        """Close after an error response without a reset (selector thread only)."""
-        if len(self._lingering) >= self._max_lingering or self.ctx.stopping.is_set():
+    def linger(self, conn: ClientConnection, idle: float | None = None) -> None:
+        """Close after a response without a reset (selector thread only): lingering.py."""
+        if self.ctx.stopping.is_set():
             conn.close()
             return
-        conn.start_linger()
-        conn.linger_until = time.monotonic() + (timeout or self.limits.linger_timeout)
-        try:
-            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
-        except (OSError, ValueError, KeyError):
-            conn.close()
-            return
-        self._lingering[conn.fd] = conn
+        self.lingering.start(conn, idle)
 
     def linger_later(self, conn: ClientConnection) -> None:
         """linger() from any thread: the selector thread takes it on its next wake-up."""
-        self._to_linger.append(conn)
+        self.lingering.pending.append(conn)
         self.wake()
 
     def _take_lingering(self) -> None:
-        while self._to_linger:
-            self.linger(self._to_linger.popleft())
-
-    def _linger_ready(self, conn: ClientConnection) -> None:
-        if not conn.discard_input():
-            self._end_linger(conn)
-
-    def _end_linger(self, conn: ClientConnection) -> None:
-        self._lingering.pop(conn.fd, None)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.selector.unregister(conn.sock)
-        conn.close()
-        self._resume_if_room()
+        pending = self.lingering.pending
+        while pending:
+            self.linger(pending.popleft())
 
     def _resume_if_room(self) -> None:
         if not self._full or self._shutdown_requested or self._accept_paused_until:
             return
-        if len(self._lingering) < self._max_lingering or not self._at_limit():
+        if not self.lingering.full or not self._at_limit():
             self._full = False
             self.set_accepting(True)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if self._lingering:
-            for conn in list(self._lingering.values()):
-                if conn.linger_until < now:
-                    self._end_linger(conn)
+        if self.lingering.conns:
+            self.lingering.expire(now)
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             if not self._shutdown_requested:
@@ -326,11 +305,7 @@ class BaseServer(ServerCore):
             pass
 
     def close(self) -> None:
-        for conn in list(self._lingering.values()):
-            conn.close()
-        self._lingering.clear()
-        while self._to_linger:
-            self._to_linger.popleft().close()
+        self.lingering.close_all()
         self.selector.close()
         for fd in (self._wake_r, self._wake_w, self._stop_r):
             with contextlib.suppress(OSError):
@@ -342,7 +317,7 @@ class BaseServer(ServerCore):
         return None
 
     def tick_interval(self) -> float:
-        return min(1.0, self.limits.linger_timeout / 2)
+        return min(1.0, self.limits.linger_idle / 2)
 
     def open_connections(self) -> int:
         """Client connections counted against the limit."""

@@ -7,7 +7,7 @@ import select
 import socket
 import time
 
-from cserver.server.limits import DEFAULT_HEAD_LIMITS, LINGER_BYTES, RECV_SIZE, HeadLimits
+from cserver.server.limits import DEFAULT_HEAD_LIMITS, RECV_SIZE, HeadLimits
 from cserver.server.reader import RequestReader
 
 # Connection states, kept as small ints: they are read on every request.
@@ -15,7 +15,7 @@ IDLE = 0  # between requests, waiting for the first byte (keep-alive timeout run
 HEAD = 1  # part of a request is buffered (header timeout runs)
 READY = 2  # a whole request is buffered, or in transit between threads
 BUSY = 3  # a worker, thread or child owns it
-LINGER = 4  # an error response was sent; draining the client before closing
+LINGER = 4  # the response was sent; draining what the client still sends before closing
 
 _POLL_FLAGS = select.POLLERR | select.POLLHUP
 
@@ -47,13 +47,16 @@ class ClientConnection:
         "buf",
         "fd",
         "linger",
-        "linger_limit",
+        "linger_budget",
+        "linger_gap",
+        "linger_quiet_until",
         "linger_until",
         "reader",
         "requests_served",
         "since",
         "sock",
         "state",
+        "unread",
     )
 
     def __init__(
@@ -71,9 +74,14 @@ class ClientConnection:
         self.since = 0.0  # when the connection last became idle
         self.reader = RequestReader(self.buf, head_limits)
         self.requests_served = 0
-        self.linger = False  # an error response went out: close gracefully
-        # How much the client may still send while we close, and until when.
-        self.linger_limit = LINGER_BYTES
+        self.linger = False  # the response went out with input unread: close gracefully
+        # The declared body the client is still sending: drained on top of linger_bytes.
+        self.unread = 0
+        # While lingering (lingering.py): how much the client may still send, the quiet gap
+        # that ends it and when that gap runs out, and the overall deadline.
+        self.linger_budget = 0
+        self.linger_gap = 0.0
+        self.linger_quiet_until = 0.0
         self.linger_until = 0.0
 
     def recv_nowait(self) -> bool | None:
@@ -140,46 +148,32 @@ class ClientConnection:
         with contextlib.suppress(OSError):
             self.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def start_linger(self) -> None:
-        """Half-close: the client sees our response and EOF, and may still send."""
+    def start_linger(self, budget: int) -> None:
+        """Half-close: the client sees our response and EOF, and may still send ``budget``
+        bytes."""
         self.state = LINGER
+        self.linger_budget = budget
         self.reader.clear()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
 
     def discard_input(self) -> bool:
-        """Read and drop what the client sends while lingering; False once we should close."""
+        """Read and drop what the client sends while lingering; False once we should close
+        (the client closed, failed, or went over its budget)."""
         for _ in range(16):
             try:
                 data = self.sock.recv(RECV_SIZE)
             except (BlockingIOError, InterruptedError):
-                return True
+                break
             except OSError:
                 return False
             if not data:
                 return False
-            self.linger_limit -= len(data)
-            if self.linger_limit < 0:
+            self.linger_budget -= len(data)
+            if self.linger_budget < 0:
                 return False
+        self.linger_quiet_until = time.monotonic() + self.linger_gap
         return True
-
-    def close_gracefully(self, timeout: float) -> None:
-        """Blocking linger for threads and children: half-close, drain briefly, close.
-
-        Closing with unread input makes the kernel send a reset, which can destroy the
-        error response before the client reads it.
-        """
-        self.start_linger()
-        deadline = time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN | _POLL_FLAGS)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(remaining * 1000):
-                break
-            if not self.discard_input():
-                break
-        self.close()
 
     def close(self) -> None:
         self.reader.drop_chunked()

@@ -23,6 +23,12 @@ from cserver.server.watch import WatchingServer
 # keep-alive client holds no child. A client that keeps sending keeps its child.
 HAND_BACK_AFTER = 0.5
 HAND_BACK = 75
+# A child whose response left input unread (an upload answered unread, an error) half-closes
+# and exits with LINGER_BACK; the parent lingers on its copy of the socket (lingering.py).
+# Draining in the child would hold one of the ``workers`` children for up to
+# --linger-timeout, doing nothing but dropping bytes, while the parent's selector drains
+# any number of sockets at once; the bytes that arrive in between wait in the kernel.
+LINGER_BACK = 76
 
 
 class ForkServer(WatchingServer):
@@ -86,9 +92,16 @@ class ForkServer(WatchingServer):
         self._spawn_waiting()
 
     def _take_back(self, conn: ClientConnection, status: int) -> None:
-        """A child ended: watch its idle keep-alive connection again, or close it."""
-        handed_back = os.WIFEXITED(status) and os.WEXITSTATUS(status) == HAND_BACK
-        if not handed_back or self.ctx.stopping.is_set():
+        """A child ended: watch its idle keep-alive connection again, linger on one it left
+        with input unread, or close it."""
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        if code == LINGER_BACK:
+            # The child knew how much of the body was unread; the parent does not, and
+            # bounds it by the largest body it would have accepted.
+            conn.unread = self.limits.max_body_bytes
+            self.linger(conn)
+            return
+        if code != HAND_BACK or self.ctx.stopping.is_set():
             conn.close()
             return
         conn.reader.clear()
@@ -162,6 +175,11 @@ class ForkServer(WatchingServer):
             conn.linger = False
         if idle and not conn.buf and not conn.linger and not self.ctx.stopping.is_set():
             return HAND_BACK  # exit without closing: the parent's copy stays open
+        if conn.linger and not self.ctx.stopping.is_set():
+            # The client sees the response end now; the parent drains the rest.
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            return LINGER_BACK
         self.finish_connection(conn)
         return 0
 
@@ -179,27 +197,22 @@ class ForkServer(WatchingServer):
         for fd in (self._wake_r, self._wake_w, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        others = (*self.conns.values(), *self._lent.values(), *self._lingering.values())
-        for conn in (*others, *self._to_linger):
+        for conn in (*self.conns.values(), *self._lent.values()):
             if conn is not own:
                 conn.close()
+        self.lingering.close_all()
         self.conns.clear()
         self._lent.clear()
-        self._lingering.clear()
-        self._to_linger.clear()
         self._waiting.clear()
 
     def finish_connection(self, conn: ClientConnection) -> None:
-        # In a child: linger here, there is no selector thread to hand the socket to.
         if os.getpid() != self._pid:
-            if conn.linger:
-                conn.close_gracefully(self.limits.linger_timeout)
-            else:
-                # The parent still holds its copy of the socket until it reaps this child:
-                # end the stream now, so the client sees the close without waiting for that.
-                with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_WR)
-                conn.close()
+            # In a child (lingering was handed to the parent, or the server is stopping):
+            # the parent still holds its copy of the socket until it reaps this child, so
+            # end the stream now and the client sees the close without waiting for that.
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            conn.close()
             return
         super().finish_connection(conn)
 

@@ -12,7 +12,7 @@ from cserver.server.canned import canned_response
 from cserver.server.conn import ClientClosedEarly, ClientConnection, ClientGone, ClientTimeout
 from cserver.server.context import ServerContext
 from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large
-from cserver.server.limits import LINGER_BYTES, MAX_DISCARD, PREBUFFER_BYTES
+from cserver.server.limits import MAX_DISCARD, PREBUFFER_BYTES
 from cserver.server.response import Response, run_app, server_logger
 
 __all__ = ["error_response", "handle_request", "log_error", "log_request", "send_error"]
@@ -110,9 +110,9 @@ def _serve(conn: ClientConnection, ctx: ServerContext, worker: str, head: Reques
     if reader is not None and reader.remaining and not _skip_unread(conn, reader):
         # Closing with unread input would reset the connection and could destroy the
         # response before the client reads it: half-close and drain the rest of the body
-        # (which is within the body limit) instead.
+        # (which is within the body limit) instead, away from this worker (lingering.py).
         conn.linger = True
-        conn.linger_limit = LINGER_BYTES + reader.remaining
+        conn.unread = reader.remaining
         return False
     return keep_alive and not ctx.stopping.is_set()
 

@@ -25,9 +25,8 @@ PREBUFFER_BYTES = 64 * 1024
 MAX_DISCARD = 64 * 1024
 # Chunked bodies are decoded into memory up to this size, then spill to a temporary file.
 SPOOL_BYTES = 1024 * 1024
-# After an error response: how much the client may still send before we close anyway, and
-# how many such closing connections we keep at least (the connection limit, if higher).
-LINGER_BYTES = 1024 * 1024
+# How many connections may linger (lingering.py) at once at least (the connection limit,
+# if higher); past it, a connection closes at once.
 MAX_LINGERING = 256
 
 
@@ -53,7 +52,6 @@ DEFAULT_HEAD_LIMITS = HeadLimits()
 # Timeouts that no setting exposes.
 IO_TIMEOUT = 30.0  # longest wait for any progress while reading a body or writing
 BODY_TIMEOUT = 60.0  # whole request body, once the head is in
-LINGER_TIMEOUT = 2.0  # how long an error response waits for the client to close
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,9 @@ class Limits:
     max_body_bytes: int
     io_timeout: float
     body_timeout: float
-    linger_timeout: float
+    linger_timeout: float  # the longest a closing connection drains the client
+    linger_bytes: int  # what it may drain beyond the unread rest of a declared body
+    linger_idle: float  # quiet this long, the client is taken to be done
     max_request_line_bytes: int
     max_header_bytes: int
     max_headers: int
@@ -88,5 +88,4 @@ class Limits:
             **values,
             io_timeout=IO_TIMEOUT,
             body_timeout=BODY_TIMEOUT,
-            linger_timeout=LINGER_TIMEOUT,
         )

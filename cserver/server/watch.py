@@ -44,7 +44,7 @@ class WatchingServer(BaseServer):
     def tick_interval(self) -> float:
         limits = self.limits
         return min(
-            1.0, limits.keepalive_timeout / 4, limits.header_timeout / 4, limits.linger_timeout / 2
+            1.0, limits.keepalive_timeout / 4, limits.header_timeout / 4, limits.linger_idle / 2
         )
 
     def handle_accepted(self, conn: ClientConnection) -> None:

@@ -1,6 +1,6 @@
 """Raw WSGI applications that misbehave on purpose, served by a real server in a subprocess.
 
-``python -m tests.server.wireapps MODE [--workers N] [--header-timeout S]`` serves
+``python -m tests.server.wireapps MODE [--workers N] [--header-timeout S] [--linger-* N]`` serves
 ``application`` in that mode on a free loopback port and prints the port; the tests in
 tests/server/test_framing.py talk to it over real sockets. Django would tidy up most of
 what these apps do, so they speak WSGI directly.
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cserver.config import load_config
-from cserver.server import Limits, create_listener, server_class
+from cserver.server import Limits, create_listener, make_server, server_class
 from cserver.server.asgi import ASGIServer
 from cserver.server.context import ServerContext
 from cserver.server.thread import ThreadServer
@@ -175,6 +175,10 @@ def main() -> None:
     parser.add_argument("--keepalive-timeout", type=float, default=5.0)
     # Any other setting, as NAME=VALUE, validated like a command-line flag.
     parser.add_argument("--setting", action="append", default=[])
+    parser.add_argument("--linger-timeout", type=float, default=30.0)
+    parser.add_argument("--linger-bytes", type=int, default=1024 * 1024)
+    parser.add_argument("--linger-idle", type=float, default=2.0)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
     asgi = args.mode == "asgi"
     # asgi mode serves the same routes as an ASGI application (wireapps_asgi.py).
@@ -185,9 +189,15 @@ def main() -> None:
         "workers": args.workers,
         "header_timeout": args.header_timeout,
         "keepalive_timeout": args.keepalive_timeout,
+        "linger_timeout": args.linger_timeout,
+        "linger_bytes": args.linger_bytes,
+        "linger_idle": args.linger_idle,
         "max_body_bytes": 4 * 1024 * 1024,
     }
     flags.update(item.split("=", 1) for item in args.setting)
+    if args.processes > 1:
+        # A group of worker processes (make_server builds it), each serving the WSGI routes.
+        flags |= {"mode": args.mode, "processes": args.processes, "reload": False}
     config = load_config(flags, environ={}, env_file=None, django_settings=False).config
     limits = Limits.from_config(config)
     ctx = ServerContext(
@@ -204,7 +214,13 @@ def main() -> None:
         out.write(bytes(range(256)) * (4_000_000 // 256))  # what /file serves
     _BIG_FILE.append(path)
     BIG_FILE.append(path)
-    server: Any = ASGIServer(listener, ctx, limits) if asgi else cls(listener, ctx, limits)
+    server: Any
+    if args.processes > 1:
+        server = make_server(config, ctx.app, listener=listener)
+    elif asgi:
+        server = ASGIServer(listener, ctx, limits)
+    else:
+        server = cls(listener, ctx, limits)
     signal.signal(signal.SIGTERM, lambda *_: server.request_shutdown())
     # The line runserver prints, which the test kit waits for.
     print(f"Starting development server at http://127.0.0.1:{port}/", flush=True)

@@ -8,6 +8,8 @@
   takes longer gets a 408 and the connection closes (uvicorn would wait forever).
 - A new connection that sends nothing is closed after ``--keepalive-timeout``, as the
   other modes close an idle one (uvicorn arms its keep-alive timer only after a response).
+- Lingering close (linger.py): a connection that closes, or whose response ends, while the
+  client may still be sending is half-closed and drained within ``--linger-*``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cserver.server.asgi.heads import HeadGate
+from cserver.server.asgi.linger import LingeringTransport
 from cserver.server.canned import canned_response, connection_limit_response
 from cserver.server.context import ServerContext
 from cserver.server.handler import error_response, log_error, log_request
 from cserver.server.http import HttpError
-from cserver.server.limits import LINGER_TIMEOUT
 from cserver.server.refusals import RefusalLog
 
 _TIMEOUT_BODY = b"408 Request Timeout: request head too slow\n"
@@ -44,7 +46,7 @@ class CserverH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
-        self._refusing = False
+        self._stopping = False
         self._gate = HeadGate(self.ctx.limits.head)
         self._parse_error: h11.RemoteProtocolError | None = None
         # Keep h11's verdict on a bad request: uvicorn answers every one with a bare 400.
@@ -72,6 +74,8 @@ class CserverH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._linger = LingeringTransport(transport, self.loop, self.ctx.limits, self._unread)
+        self.transport = self._linger  # type: ignore[assignment]
         # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and one
         # accepted from cserver's listener (socket(AF_INET, SOCK_STREAM)) says 0: without
         # this, Nagle's algorithm and delayed ACKs stall responses 40 ms at a time.
@@ -88,8 +92,9 @@ class CserverH11Protocol(H11Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        if self._refusing:
-            return  # the refused client's request: read and dropped until it closes
+        if self._linger.active:
+            self._linger.received(len(data))  # read and dropped until the client is done
+            return
         # The gate judges a head that starts here; one h11 already holds part of (pipelined
         # behind a response) is h11's alone.
         if self.conn.their_state is h11.IDLE and (
@@ -107,21 +112,53 @@ class CserverH11Protocol(H11Protocol):
         """Answer a head the other modes would refuse, as they do, and close."""
         self._stop_head_timer()
         self._unset_keepalive_if_required()
-        self._refusing = True
         data, size = error_response(err, None)
         self.transport.write(data)
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
+        self._linger.linger()
         log_error(err, self.ctx, "-", size)
 
     def on_response_complete(self) -> None:
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY:
+            # The application answered without reading the whole body: uvicorn would keep
+            # the connection and drop the rest of the body however long it took to come.
+            # Drain it within the linger bounds instead, then close.
+            self._unset_keepalive_if_required()
+            self.transport.close()
         super().on_response_complete()
         # A pipelined request may be waiting, partly received.
         self._watch_head()
 
+    def _unread(self) -> int | None:
+        """How much of a body may still come when uvicorn closes (None: close at once)."""
+        if self._stopping:
+            return None  # the other modes do not linger at shutdown either
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            # h11 keeps what is left of the declared length to itself; the body limit
+            # bounds it.
+            return self.ctx.limits.max_body_bytes
+        if state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED) or (
+            state is h11.IDLE and not self.conn.trailing_data[0]
+        ):
+            return None  # the request was read whole, or none began
+        return 0  # part of a head, or a request h11 refused
+
+    def eof_received(self) -> None:
+        # While lingering the client's end of the stream is what we wait for; returning
+        # None lets asyncio close the transport.
+        if self._linger.active:
+            self._linger.cancel_timers()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        if self._linger.active:
+            self._linger.close_now()
+            return
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._linger.cancel_timers()
         super().connection_lost(exc)
 
     def _watch_head(self) -> None:
@@ -152,14 +189,12 @@ class CserverH11Protocol(H11Protocol):
     def _refuse(self) -> None:
         """Answer a connection over the limit with a 503 at once and close it."""
         self._unset_keepalive_if_required()
-        self._refusing = True
         self.connections.discard(self)  # it no longer counts against the limit
         self.transport.write(connection_limit_response(self.connection_limit))
         # Half-close and let the client's request arrive, then close: closing at once would
         # answer that request with a reset, which can destroy the 503 before it is read.
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
+        limits = self.ctx.limits
+        self._linger.linger(idle=max(limits.linger_idle, limits.keepalive_timeout))
         self.refusal_log.refused(self.connection_limit)
 
 
