@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cserver import generation
+from cserver.server import requestlog
 from cserver.server.canned import connection_limit_response
 from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
@@ -21,6 +22,7 @@ from cserver.server.handler import handle_request
 from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import MAX_LINGERING, Limits
 from cserver.server.refusals import RefusalLog
+from cserver.server.response import server_logger
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
 if TYPE_CHECKING:
@@ -157,6 +159,7 @@ class BaseServer(ServerCore):
     def serve_forever(self) -> None:
         """Serve until request_shutdown(), then drain in-flight work within the grace period."""
         self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        requestlog.start_writer(server_logger)
         self.started()
         self.set_accepting(True)
         try:
@@ -171,6 +174,8 @@ class BaseServer(ServerCore):
             try:
                 self.drain(time.monotonic() + self.limits.grace_period)
             finally:
+                # After the drain, so the last requests' lines are written too.
+                requestlog.stop_writer()
                 self.lifecycle.server_stopped()
                 self.close()
 
