@@ -15,7 +15,7 @@ from testkit.serverproc import ServerProcess, project_env, server_env, start_ser
 
 # runserver's line with Django's ServerFormatter: [06/Dec/2026 21:40:00] "GET ... HTTP/1.1" 200 5
 RUNSERVER_LINE = re.compile(
-    r'^\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d(?:,\d{3})?\] "GET (\S+) HTTP/1\.1" (\d{3}) (\d+)$'
+    r'^\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "GET (\S+) HTTP/1\.1" (\d{3}) (\d+)$'
 )
 
 

@@ -23,13 +23,19 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from typing import Any
+
+from cserver.server.logbatch import handle_batch
+from cserver.server.logrecords import Pending, RecordMaker, make_record, server_time
 
 __all__ = ["RequestLogWriter", "emit", "start_writer", "stop_writer"]
 
 # How long the writer gathers records after waking: short enough that a developer sees the
 # line "at once", long enough that a loaded server pays one wake-up for many requests.
 BATCH_WINDOW_S = 0.01
+# Lines written in one go at most, so a backlog does not become one huge string.
+MAX_BATCH = 256
 
 
 class RequestLogWriter:
@@ -37,16 +43,17 @@ class RequestLogWriter:
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
-        self._records: collections.deque[logging.LogRecord] = collections.deque()
+        self._records: collections.deque[logging.LogRecord | Pending] = collections.deque()
         self._wake = threading.Event()
         self._idle = False
         self._stopping = False
+        self._make = RecordMaker(logger)
         self._thread = threading.Thread(target=self._run, name="cserver-request-log", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, record: logging.LogRecord) -> None:
+    def put(self, record: logging.LogRecord | Pending) -> None:
         """Queue a record (any thread); wakes the writer only if it sleeps."""
         self._records.append(record)
         if self._idle:
@@ -80,14 +87,18 @@ class RequestLogWriter:
 
     def _write_queued(self) -> None:
         records = self._records
-        call_handlers = self.logger.callHandlers
         while records:
+            batch = []
             try:
-                record = records.popleft()
-            except IndexError:  # another thread (stop) emptied it meanwhile
-                return
+                for _ in range(MAX_BATCH):
+                    entry = records.popleft()
+                    if isinstance(entry, Pending):
+                        entry = self._make(entry)
+                    batch.append(entry)
+            except IndexError:  # emptied (by us, or by stop() on another thread)
+                pass
             try:
-                call_handlers(record)
+                handle_batch(self.logger, batch)
             except Exception:  # a broken handler must not end the writer
                 with contextlib.suppress(Exception):
                     logging.getLogger("cserver").exception("cserver: request log handler failed")
@@ -123,16 +134,23 @@ def emit(
 ) -> None:
     """Log like ``logger.log(level, message, *args, extra=extra)``, handlers on the writer.
 
-    The caller has checked ``logger.isEnabledFor(level)``. The logger's own filters run
-    here, on the request thread, so a filter reading thread-local or context state still
-    sees the request's.
+    The caller has checked ``logger.isEnabledFor(level)``. If the logger has filters of its
+    own, the record is made and filtered here, on the request thread, so that a filter
+    reading thread-local or context state still sees the request's. Without filters (the
+    usual case) the request thread only notes the time and its thread; the writer makes the
+    record from that, with the same attributes (``Pending.record``).
     """
-    record = logger.makeRecord(
-        logger.name, level, __file__, 0, message, args, None, "log_request", extra
-    )
-    if logger.disabled or not logger.filter(record):
+    if logger.disabled:
         return
+    extra["server_time"] = server_time()
     writer = _writer
+    if writer is not None and not logger.filters:
+        thread = threading.current_thread()
+        writer.put(Pending(level, message, args, extra, time.time(), thread.ident, thread.name))
+        return
+    record = make_record(logger, level, message, args, extra)
+    if not logger.filter(record):
+        return
     if writer is None:
         logger.callHandlers(record)
     else:
