@@ -38,7 +38,7 @@ def _stop_at_once(server: ServerProcess) -> None:
     server.stop()
 
 
-@pytest.mark.parametrize("mode", ["pool", "thread"])
+@pytest.mark.parametrize("mode", ["pool", "thread", "fork"])
 def test_every_line_in_order_and_none_lost_at_shutdown(mode: str, tmp_path: Path) -> None:
     sequences = [[f"/hello?c={c}&n={n}" for n in range(60)] for c in range(6)]
     # The demo settings: runserver's own formatter (django.utils.log.ServerFormatter).

@@ -111,6 +111,8 @@ class BaseServer(ServerCore):
     connection once accepted."""
 
     mode = "base"
+    # Request log lines written by a thread of their own (requestlog.py), not by each worker.
+    request_log_thread = True
 
     def __init__(
         self,
@@ -159,7 +161,8 @@ class BaseServer(ServerCore):
     def serve_forever(self) -> None:
         """Serve until request_shutdown(), then drain in-flight work within the grace period."""
         self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
-        requestlog.start_writer(server_logger)
+        if self.request_log_thread:
+            requestlog.start_writer(server_logger)
         self.started()
         self.set_accepting(True)
         try:
