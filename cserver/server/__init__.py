@@ -4,6 +4,7 @@ base.py       the selector loop, accept, the connection limit, lingering close
 thread.py, pool.py, fork.py, processes.py   one module per concurrency model
 conn.py, reader.py, http.py, chunked.py, body.py   a connection, its request, the grammar
 handler.py, response.py, sendfile.py        WSGI environ, the app call, response framing
+requestlog.py, logrecords.py, logbatch.py   the request log's writer thread (django.server)
 asgi/         the ASGI mode: uvicorn on the same socket with the same limits and log
 """
 
