@@ -35,7 +35,6 @@ from bench.scenarios import (  # noqa: E402
 )
 
 HOST = servers.HOST
-ASGI_APP = "cserver.demo.asgi:application"
 CONN_MAX_AGES = ("0", "60", "None")
 
 
@@ -70,20 +69,7 @@ SERVERS: dict[str, servers.ServerSpec] = {
         servers.ServerSpec(
             "uvicorn",
             "uvicorn, 1 worker",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                ASGI_APP,
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-            ],
+            servers.uvicorn_argv,
         ),
         # daphne first in INSTALLED_APPS makes `runserver` daphne's ASGI runserver.
         servers.ServerSpec(

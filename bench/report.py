@@ -10,6 +10,9 @@ from bench.servers import SERVERS
 
 POOL_WORKERS = 16  # what bench/servers.py passes to --workers for the pool
 SLOW_IDEAL = 320.0  # 16 workers x (1000 ms / 50 ms): the most (c) can do
+LOG_COST_LIMIT = 0.05  # the request log may cost the pool at most 5 % of its requests/s
+# (server with the request log on, the same server with it off)
+LOG_PAIRS = (("pool", "pool-nolog"), ("runserver", "runserver-nolog"))
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
@@ -47,7 +50,25 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             "errors": sum(r["errors"] for r in runs),
         }
     moved = transfer.summarise(results.get("transfer", {}))
-    return {"http": http, "db": db, "transfer": moved, "targets": _targets(http, db, moved)}
+    return {
+        "http": http,
+        "db": db,
+        "transfer": moved,
+        "log_cost": _log_cost(http),
+        "targets": _targets(http, db, moved),
+    }
+
+
+def _log_cost(http: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per server with a log-off twin and scenario: 1 - (log on / log off) requests/s."""
+    cost: dict[str, dict[str, float]] = {}
+    for on, off in LOG_PAIRS:
+        for key, by_server in http.items():
+            with_log = by_server.get(on, {}).get("requests_per_s")
+            without = by_server.get(off, {}).get("requests_per_s")
+            if with_log is not None and without:
+                cost.setdefault(on, {})[key] = round(1 - with_log / without, 3)
+    return cost
 
 
 def _target(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
@@ -58,17 +79,23 @@ def _targets(
     http: dict[str, Any], db: dict[str, Any], moved: dict[str, Any]
 ) -> list[dict[str, Any]]:
     out = []
-    for server, base, need in (
-        ("pool", "waitress", 1.5),
-        ("pool", "runserver", 2.0),
-        ("pool2", "waitress", 2.0),
+    for key, server, base, need in (
+        ("a", "pool", "waitress", 2.0),
+        ("b", "pool", "waitress", 1.5),
+        ("a", "pool", "runserver", 2.0),
+        ("a", "pool2", "waitress", 2.0),
     ):
-        ratio = http.get("a", {}).get(server, {}).get(f"vs_{base}")
+        ratio = http.get(key, {}).get(server, {}).get(f"vs_{base}")
         detail = "not measured" if ratio is None else f"{ratio:.2f}x"
         if ratio is not None and ratio < need:
             detail += f" ({(need - ratio) / need:.0%} short)"
         ok = None if ratio is None else ratio >= need
-        out.append(_target(f"(a) {server} >= {need:g}x {base}", ok, detail))
+        out.append(_target(f"({key}) {server} >= {need:g}x {base}", ok, detail))
+    for key in ("a", "b"):
+        cost = _log_cost(http).get("pool", {}).get(key)
+        detail = "not measured" if cost is None else f"{cost:.1%} fewer requests/s than log off"
+        ok = None if cost is None else cost <= LOG_COST_LIMIT
+        out.append(_target(f"({key}) pool's request log costs <= 5%", ok, detail))
     rps = http.get("c", {}).get("pool", {}).get("requests_per_s")
     need = 0.95 * SLOW_IDEAL
     detail = "not measured" if rps is None else f"{rps:,.0f} req/s ({rps / SLOW_IDEAL:.0%} of 320)"
@@ -137,6 +164,9 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
             cells = " | ".join(_cell(summary["http"][k][n]) for k in keys)
             lines.append(f"| {SERVERS[n].label} | {cells} |")
         lines.append("")
+    for server, by_key in summary.get("log_cost", {}).items():
+        costs = ", ".join(f"({k}) {v:+.1%}" for k, v in by_key.items())
+        lines += [f"Cost of the request log for {SERVERS[server].label}: {costs}", ""]
     if summary["db"]:
         lines.append(f"(d) {DB_LABEL}, {s['db_requests']} requests:")
         lines.append("")

@@ -32,8 +32,17 @@ class HttpScenario:
 HTTP_SCENARIOS = {
     s.key: s
     for s in (
-        HttpScenario("a", "hello, c=16 keep-alive", "/hello", 16),
-        HttpScenario("b", "hello, c=16 new socket each", "/hello", 16, ("Connection: close",)),
+        # /hello/length sets Content-Length as CommonMiddleware does; without it (a0, b0)
+        # waitress closes the connection after each response, so its a0 (keep-alive) is
+        # really a new socket per request.
+        HttpScenario("a", "hello + length, c=16 keep-alive", "/hello/length", 16),
+        HttpScenario(
+            "b", "hello + length, c=16 new socket each", "/hello/length", 16, ("Connection: close",)
+        ),
+        HttpScenario("a0", "hello, no length, c=16 keep-alive", "/hello", 16),
+        HttpScenario(
+            "b0", "hello, no length, c=16 new socket each", "/hello", 16, ("Connection: close",)
+        ),
         HttpScenario("c", "slow 50 ms, c=64", "/slow?ms=50", 64),
     )
 }

@@ -16,6 +16,28 @@ from testkit.serverproc import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+DEMO_ASGI_APP = "cserver.demo.asgi:application"
+
+
+def uvicorn_argv(port: int, *options: str) -> list[str]:
+    """uvicorn serving the demo's ASGI application in one worker, quiet but for warnings."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        *options,
+        DEMO_ASGI_APP,
+    ]
+
+
 WSGI_APP = "cserver.demo.wsgi:application"
 
 
@@ -34,23 +56,23 @@ class ServerSpec:
     name: str
     label: str
     argv: Callable[[int], list[str]]
+    # Added to the environment of this server only: the request log off, for instance.
+    env: tuple[tuple[str, str], ...] = ()
+
+
+# django.server logs at INFO: WARNING keeps errors but drops the line of every request.
+LOG_OFF = (("DJANGO_LOG_LEVEL", "WARNING"),)
+
+
+def _runserver(port: int) -> list[str]:
+    return [sys.executable, "-m", "django", "runserver", f"{HOST}:{port}", "--noreload"]
 
 
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in (
-        ServerSpec(
-            "runserver",
-            "Django runserver --noreload",
-            lambda port: [
-                sys.executable,
-                "-m",
-                "django",
-                "runserver",
-                f"{HOST}:{port}",
-                "--noreload",
-            ],
-        ),
+        ServerSpec("runserver", "Django runserver --noreload", _runserver),
+        ServerSpec("runserver-nolog", "Django runserver, request log off", _runserver, LOG_OFF),
         ServerSpec(
             "gunicorn",
             "gunicorn gthread 1x16",
@@ -83,11 +105,23 @@ SERVERS: dict[str, ServerSpec] = {
                 WSGI_APP,
             ],
         ),
+        # ASGI: Django's sync views run in its thread pool; access log off like the others.
+        ServerSpec(
+            "uvicorn",
+            "uvicorn (ASGI) 1 worker",
+            lambda port: uvicorn_argv(port, "--no-access-log"),
+        ),
         ServerSpec("thread", "runcserver --mode thread", _runcserver("--mode", "thread")),
         ServerSpec(
             "pool",
             "runcserver --mode pool --workers 16",
             _runcserver("--mode", "pool", "--workers", "16"),
+        ),
+        ServerSpec(
+            "pool-nolog",
+            "runcserver --mode pool --workers 16, request log off",
+            _runcserver("--mode", "pool", "--workers", "16"),
+            LOG_OFF,
         ),
         # Production's shape (gunicorn -w 2 --threads 8): two processes of 8 pool workers,
         # 16 threads in all like the others, and a GIL per process.
@@ -177,6 +211,7 @@ def start(
     spec: ServerSpec, env: dict[str, str], logdir: Path, timeout: float = 30.0
 ) -> RunningServer:
     """Start spec on a free port and wait until /hello answers 200 (bounded)."""
+    env = {**env, **dict(spec.env)}
     last = ""
     for _attempt in range(3):
         port = free_port(HOST)  # may race: retried below on "already in use"

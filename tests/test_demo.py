@@ -323,6 +323,13 @@ def test_hello_is_plain_text(demo: ServerProcess) -> None:
     assert response.text == "Hello, world!"
 
 
+def test_hello_length_declares_its_length_as_common_middleware_would(demo: ServerProcess) -> None:
+    response = get(demo, "/hello/length")
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "13"
+    assert response.text == "Hello, world!"
+
+
 def test_download_is_a_file_response_of_the_size_asked(demo: ServerProcess) -> None:
     response = get(demo, "/download?mb=2")
     assert response.status_code == 200

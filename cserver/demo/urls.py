@@ -5,6 +5,7 @@ from cserver.demo import async_views, events, transfer, views
 urlpatterns = [
     path("", views.index, name="index"),
     path("hello", views.hello, name="hello"),
+    path("hello/length", views.hello_length, name="hello-length"),
     path("slow", views.slow, name="slow"),
     path("whoami", views.whoami, name="whoami"),
     path("db", views.db, name="db"),

@@ -43,6 +43,17 @@ def hello(request: HttpRequest) -> HttpResponse:
     return HttpResponse("Hello, world!", content_type="text/plain; charset=utf-8")
 
 
+def hello_length(request: HttpRequest) -> HttpResponse:
+    """hello with Content-Length set, as CommonMiddleware sets it in most projects.
+
+    Without it some servers (waitress) close the connection after every response, so a
+    keep-alive benchmark of hello alone measures them on new sockets.
+    """
+    response = hello(request)
+    response.headers["Content-Length"] = str(len(response.content))
+    return response
+
+
 @require_safe
 def index(request: HttpRequest) -> HttpResponse:
     """HTML page explaining the demo and linking to every view."""

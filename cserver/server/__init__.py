@@ -6,6 +6,7 @@ thread.py, pool.py, fork.py, processes.py   one module per concurrency model
 conn.py, reader.py, http.py, chunked.py, body.py   a connection, its request, the grammar
 target.py, fields.py, errors.py   request-target forms, field rules, the refusal error
 handler.py, response.py, sendfile.py        WSGI environ, the app call, response framing
+requestlog.py, logrecords.py, logbatch.py   the request log's writer thread (django.server)
 asgi/         the ASGI mode: uvicorn on the same socket with the same limits and log
 """
 

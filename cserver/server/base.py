@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cserver import generation
+from cserver.server import requestlog
 from cserver.server.canned import connection_limit_response
 from cserver.server.conn import LINGER, ClientConnection
 from cserver.server.context import ServerContext
@@ -21,6 +22,7 @@ from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import Limits
 from cserver.server.lingering import LingeringConnections
 from cserver.server.refusals import RefusalLog
+from cserver.server.response import server_logger
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 
 if TYPE_CHECKING:
@@ -109,6 +111,8 @@ class BaseServer(ServerCore):
     connection once accepted."""
 
     mode = "base"
+    # Request log lines written by a thread of their own (requestlog.py), not by each worker.
+    request_log_thread = True
 
     def __init__(
         self,
@@ -154,6 +158,8 @@ class BaseServer(ServerCore):
     def serve_forever(self) -> None:
         """Serve until request_shutdown(), then drain in-flight work within the grace period."""
         self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        if self.request_log_thread:
+            requestlog.start_writer(server_logger)
         self.started()
         self.set_accepting(True)
         try:
@@ -168,6 +174,8 @@ class BaseServer(ServerCore):
             try:
                 self.drain(time.monotonic() + self.limits.grace_period)
             finally:
+                # After the drain, so the last requests' lines are written too.
+                requestlog.stop_writer()
                 self.lifecycle.server_stopped()
                 self.close()
 

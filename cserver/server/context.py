@@ -50,8 +50,17 @@ class ServerContext:
     # Read end of a pipe that becomes readable when the server stops: idle waits poll it.
     stop_fd: int = -1
     _date: tuple[int, str] = (0, "")
+    _server_and_date: tuple[int, str] = (0, "")
+    _base_environ: dict[str, Any] = field(default_factory=dict)
 
     def base_environ(self) -> dict[str, Any]:
+        """A fresh copy of the keys every request's environ starts with."""
+        base = self._base_environ
+        if not base:
+            base = self._base_environ = self._build_base_environ()
+        return base.copy()
+
+    def _build_base_environ(self) -> dict[str, Any]:
         return {
             "SERVER_NAME": self.server_name,
             "SERVER_PORT": str(self.server_port),
@@ -72,3 +81,10 @@ class ServerContext:
         if self._date[0] != now:
             self._date = (now, formatdate(now, usegmt=True))
         return self._date[1]
+
+    def server_and_date_lines(self, server: str) -> str:
+        """``Server: ...\r\nDate: ...\r\n`` as most responses carry them, once a second."""
+        now = int(time.time())
+        if self._server_and_date[0] != now:
+            self._server_and_date = (now, f"Server: {server}\r\nDate: {self.http_date()}\r\n")
+        return self._server_and_date[1]

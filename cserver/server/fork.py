@@ -43,6 +43,10 @@ class ForkServer(WatchingServer):
     mode = "fork"
     multithread = False
     multiprocess = True
+    # The children serve and log (inline: a forked child has no writer thread), and a fork
+    # while a writer thread held a stream's or handler's lock would leave the child with a
+    # lock nobody releases: no writer thread in this parent.
+    request_log_thread = False
 
     def started(self) -> None:
         super().started()

@@ -13,6 +13,7 @@ from cserver.server.conn import ClientClosedEarly, ClientConnection, ClientGone,
 from cserver.server.context import ServerContext
 from cserver.server.http import TLS_DETAIL, HttpError, RequestHead, body_too_large
 from cserver.server.limits import MAX_DISCARD, PREBUFFER_BYTES
+from cserver.server.requestlog import emit
 from cserver.server.response import Response, run_app, server_logger
 
 __all__ = ["error_response", "handle_request", "log_error", "log_request", "send_error"]
@@ -270,4 +271,5 @@ def log_request(
     if detail:
         message += " (%s)"
         args += (detail,)
-    server_logger.log(level, message, *args, extra={"status_code": code, "request": None})
+    # Handlers run on the request log's writer thread (requestlog.py), not on this one.
+    emit(server_logger, level, message, args, {"status_code": code, "request": None})

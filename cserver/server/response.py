@@ -40,7 +40,6 @@ _HOP_BY_HOP = frozenset(
 )
 _TOKEN_RE = re.compile(TOKEN)
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9] [^\r\n\x00]*")
-_BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 INTERNAL_ERROR_BODY = b"A server error occurred.  Please contact the administrator."
 
@@ -115,18 +114,25 @@ class Response:
     def head_bytes(self) -> bytes:
         """The status line and headers, with the framing decided here."""
         lines = [f"HTTP/1.1 {self.status}\r\n"]
-        names = {name.lower() for name, _ in self.headers}
-        if "server" not in names:
-            lines.append(f"Server: {SERVER_HEADER}\r\n")
-        if "date" not in names:
-            lines.append(f"Date: {self.ctx.http_date()}\r\n")
+        headers = self.headers
+        names = {name.lower() for name, _ in headers} if headers else ()
+        if "server" not in names and "date" not in names:
+            lines.append(self.ctx.server_and_date_lines(SERVER_HEADER))
+        else:
+            if "server" not in names:
+                lines.append(f"Server: {SERVER_HEADER}\r\n")
+            if "date" not in names:
+                lines.append(f"Date: {self.ctx.http_date()}\r\n")
         code = self.code
-        length_allowed = code >= 200 and code != 204
-        lines.extend(
-            f"{name}: {value}\r\n"
-            for name, value in self.headers
-            if length_allowed or name.lower() != "content-length"
-        )
+        if code >= 200 and code != 204:
+            lines.extend([f"{name}: {value}\r\n" for name, value in headers])
+        else:
+            # No Content-Length on 1xx and 204 (RFC 9110 section 8.6).
+            lines.extend(
+                f"{name}: {value}\r\n"
+                for name, value in headers
+                if name.lower() != "content-length"
+            )
         if self.chunked:
             lines.append("Transfer-Encoding: chunked\r\n")
         if not self.keep_alive:
@@ -234,11 +240,14 @@ def checked_headers(headers: Iterable[tuple[str, str]]) -> tuple[list, int | Non
     kept = []
     length = None
     close = False
+    lowered_names = _LOWERED_NAMES
     for name, value in headers:
-        if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
+        lowered = lowered_names.get(name)
+        if lowered is None:
+            lowered = _checked_name(name)
+        if "\r" in value or "\n" in value or "\x00" in value:
             # A CR or LF here would let a header value write headers of its own.
             raise ValueError(f"invalid response header from the application: {name!r}")
-        lowered = name.lower()
         if lowered in _HOP_BY_HOP:
             if lowered == "connection" and "close" in value.lower():
                 close = True
@@ -249,6 +258,21 @@ def checked_headers(headers: Iterable[tuple[str, str]]) -> tuple[list, int | Non
             length = int(value)
         kept.append((name, value))
     return kept, length, close
+
+
+# Header names already checked, lowered: an application sends the same few names every time,
+# so the token check and lower() run once per name, not once per header per response.
+_LOWERED_NAMES: dict[str, str] = {}
+_MAX_CACHED_NAMES = 512
+
+
+def _checked_name(name: str) -> str:
+    if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
+        raise ValueError(f"invalid response header from the application: {name!r}")
+    lowered = name.lower()
+    if len(_LOWERED_NAMES) < _MAX_CACHED_NAMES:  # bounded: names an app makes up per request
+        _LOWERED_NAMES[name] = lowered
+    return lowered
 
 
 def length_error(request_line: str, length: int, size: int | None = None) -> None:
