@@ -1,12 +1,17 @@
 """The HTTP/1.1 server; make_server() turns a configuration into a server of the right kind.
 
-base.py       the selector loop, accept, the connection limit, the shutdown
+base.py, watch.py   the selector loop: accept, idle and head timeouts, the shutdown
+listener.py, lifecycle.py, context.py   the socket, a worker's life hooks, what a handler needs
+limits.py, shared_limit.py, refusals.py   the bounds, the connection limit, its 503s
 lingering.py  lingering close: draining what a client still sends after the response
 thread.py, pool.py, fork.py, processes.py   one module per concurrency model
-conn.py, reader.py, http.py, chunked.py, body.py   a connection, its request, the grammar
-target.py, fields.py, errors.py   request-target forms, field rules, the refusal error
-handler.py, response.py, sendfile.py        WSGI environ, the app call, response framing
+conn.py, reader.py, nextrequest.py   a connection, its request in progress, the wait for the next
+http.py, grammar.py, target.py, fields.py, errors.py   the request grammar, rule by rule
+chunked.py, body.py   request bodies: chunked decoding, a known length read lazily
+handler.py, response.py, headers.py, sendfile.py, canned.py   WSGI environ, the app call,
+              response framing, the application's headers, files, the server's own answers
 requestlog.py, logrecords.py, logbatch.py   the request log's writer thread (django.server)
+netcheck.py   which addresses are loopback, the warning for a public bind
 asgi/         the ASGI mode: uvicorn on the same socket with the same limits and log
 """
 

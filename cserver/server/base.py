@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import selectors
 import socket
 import time
@@ -21,6 +20,7 @@ from cserver.server.handler import handle_request
 from cserver.server.lifecycle import Lifecycle
 from cserver.server.limits import Limits
 from cserver.server.lingering import LingeringConnections
+from cserver.server.nextrequest import wait_readable
 from cserver.server.refusals import RefusalLog
 from cserver.server.response import server_logger
 from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
@@ -28,47 +28,12 @@ from cserver.server.shared_limit import DEFER_STEP, ConnectionBudget
 if TYPE_CHECKING:
     from cserver.delay import RandomDelay
 
-__all__ = ["BaseServer", "Limits", "ServerCore", "wait_readable"]
+__all__ = ["BaseServer", "Limits", "ServerCore"]
 
 logger = logging.getLogger("cserver")
 
-# How long, at shutdown, a connection accepted just before may take to send its request.
-ARRIVAL_GRACE = 1.0
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-def wait_readable(conn: ClientConnection, timeout: float, ctx: ServerContext) -> bool:
-    """Wait for the next request on a connection; False on timeout, or on shutdown unless
-    a request has arrived or is arriving on a fresh connection."""
-    if conn.reader.arrived():
-        return True
-    poller = select.poll()
-    poller.register(conn.fd, select.POLLIN)
-    # One wait for both: no thread wakes up periodically just to look for a shutdown.
-    poller.register(ctx.stop_fd, select.POLLIN)
-    deadline = time.monotonic() + timeout
-    while not ctx.stopping.is_set():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        events = poller.poll(remaining * 1000)
-        if any(fd == conn.fd for fd, _ in events):
-            return True
-        if events:
-            break  # the stop pipe: the server (or, in a child, the parent) stopped
-    return arrives_before_shutdown(conn)
-
-
-def arrives_before_shutdown(conn: ClientConnection) -> bool:
-    """At shutdown: an idle keep-alive connection just closes, but one accepted without a
-    request yet (a reload retiring this generation, say) was sent one: wait briefly for it
-    rather than reset it."""
-    if conn.requests_served:
-        return False
-    poller = select.poll()
-    poller.register(conn.fd, select.POLLIN)
-    return bool(poller.poll(ARRIVAL_GRACE * 1000))
 
 
 class ServerCore:

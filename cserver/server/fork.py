@@ -13,9 +13,10 @@ import traceback
 from collections import deque
 
 from cserver.procutil import die_with_parent, exited_children, signal_all
-from cserver.server.base import logger, wait_readable
+from cserver.server.base import logger
 from cserver.server.conn import IDLE, ClientConnection
 from cserver.server.handler import handle_request
+from cserver.server.nextrequest import wait_readable
 from cserver.server.watch import WatchingServer
 
 # A child whose client sends nothing for this long exits with HAND_BACK, and the parent,

@@ -19,26 +19,12 @@ from typing import Any
 from cserver.server.canned import SERVER_HEADER, canned_response
 from cserver.server.conn import ClientConnection, ClientGone
 from cserver.server.context import ServerContext
-from cserver.server.grammar import TOKEN
+from cserver.server.headers import checked_headers
 from cserver.server.sendfile import FileWrapper, send_file
 
 # Same logger and message shape as Django's runserver, so LOGGING configs keep working.
 server_logger = logging.getLogger("django.server")
 
-# Connection-level headers belong to the server: an application's would double or
-# contradict the framing (RFC 9110 section 7.6.1).
-_HOP_BY_HOP = frozenset(
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ]
-)
-_TOKEN_RE = re.compile(TOKEN)
 _STATUS_RE = re.compile(r"[1-5][0-9][0-9] [^\r\n\x00]*")
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 INTERNAL_ERROR_BODY = b"A server error occurred.  Please contact the administrator."
@@ -229,50 +215,6 @@ class Response:
             length_error(self.request_line, self.length, self.size)
             return False
         return self.keep_alive
-
-
-def checked_headers(headers: Iterable[tuple[str, str]]) -> tuple[list, int | None, bool]:
-    """An application's response headers without the connection-level ones: (kept,
-    declared Content-Length or None, whether the application asked to close).
-
-    ValueError for a header the server must not send (an ASGI application's too).
-    """
-    kept = []
-    length = None
-    close = False
-    lowered_names = _LOWERED_NAMES
-    for name, value in headers:
-        lowered = lowered_names.get(name)
-        if lowered is None:
-            lowered = _checked_name(name)
-        if "\r" in value or "\n" in value or "\x00" in value:
-            # A CR or LF here would let a header value write headers of its own.
-            raise ValueError(f"invalid response header from the application: {name!r}")
-        if lowered in _HOP_BY_HOP:
-            if lowered == "connection" and "close" in value.lower():
-                close = True
-            continue
-        if lowered == "content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                raise ValueError(f"invalid Content-Length from the application: {value!r}")
-            length = int(value)
-        kept.append((name, value))
-    return kept, length, close
-
-
-# Header names already checked, lowered: an application sends the same few names every time,
-# so the token check and lower() run once per name, not once per header per response.
-_LOWERED_NAMES: dict[str, str] = {}
-_MAX_CACHED_NAMES = 512
-
-
-def _checked_name(name: str) -> str:
-    if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
-        raise ValueError(f"invalid response header from the application: {name!r}")
-    lowered = name.lower()
-    if len(_LOWERED_NAMES) < _MAX_CACHED_NAMES:  # bounded: names an app makes up per request
-        _LOWERED_NAMES[name] = lowered
-    return lowered
 
 
 def length_error(request_line: str, length: int, size: int | None = None) -> None:

@@ -14,10 +14,11 @@ import selectors
 import time
 from collections import deque
 
-from cserver.server.base import ARRIVAL_GRACE, BaseServer
+from cserver.server.base import BaseServer
 from cserver.server.conn import HEAD, IDLE, READY, ClientConnection, ClientGone
 from cserver.server.handler import incomplete_request, send_error
 from cserver.server.http import HttpError
+from cserver.server.nextrequest import ARRIVAL_GRACE
 from cserver.server.reader import CONTINUE, GO
 
 _EVENT_READ = selectors.EVENT_READ

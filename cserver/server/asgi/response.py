@@ -15,12 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from cserver.server.response import (
-    INTERNAL_ERROR_BODY,
-    checked_headers,
-    length_error,
-    server_logger,
-)
+from cserver.server.headers import checked_headers
+from cserver.server.response import INTERNAL_ERROR_BODY, length_error, server_logger
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
