@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # run as a script: make `testkit` importable
+    sys.path.insert(0, str(HERE.parent))
+
+
 CORPUS = HERE / "corpus"
 TIMEOUT = 5.0
 _STATUS_RE = re.compile(rb"HTTP/1\.[01] ([0-9]{3}) ")

@@ -5,48 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from testkit.rawsocket import exchange, read_until_closed
+
+__all__ = ["exchange", "read_until_closed"]  # and the helpers below
+
 _STATUS_RE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 _LENGTH_RE = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
-
-
-def exchange(
-    port: int,
-    data: bytes,
-    *,
-    timeout: float = 5.0,
-    half_close: bool = False,
-    host: str = "127.0.0.1",
-) -> bytes:
-    """Send ``data`` on a new connection and read until the server closes (or ``timeout``)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(data)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-        return read_until_closed(sock, timeout)
-
-
-def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
-    """Everything the peer sends until it closes, a reset, or ``timeout`` seconds in all."""
-    deadline = time.monotonic() + timeout
-    chunks = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(65536)
-        except (TimeoutError, ConnectionError):
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 def statuses(response: bytes) -> list[int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.rawsocket import read_until_closed
 from tests.server.test_framing import parse_replies, request
 
 # (mode, extra server flags): every concurrency mode, and a group of worker processes.
@@ -142,7 +143,7 @@ def test_endless_sender_is_cut_off_while_others_are_served(wire_server, name: st
         # One worker, and a client still sending to it: the next client is served anyway.
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as other:
             other.sendall(request("GET", "/hello", b"Connection: close"))
-            raw = read_all(other, 10)
+            raw = read_until_closed(other, 10)
         replies, _ = parse_replies(raw, ["GET"])
         assert [(r.status, r.body) for r in replies] == [(200, b"hello")]
     finally:
@@ -167,14 +168,6 @@ def test_sender_past_the_byte_bound_is_cut_off(wire_server, name: str) -> None:
     assert result.elapsed < 25, result
     replies, _ = parse_replies(result.received, ["POST"])
     assert [r.status for r in replies] == [413]
-
-
-def read_all(sock: socket.socket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    chunks = []
-    while data := sock.recv(65536):
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
